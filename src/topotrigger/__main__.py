@@ -1,0 +1,3 @@
+from topotrigger.cli import main
+
+main()

@@ -1,0 +1,96 @@
+"""The `topotrigger` command: one sub-command per stage, each a thin shell over a Python function.
+
+Typer, because the stages' many options become typed, documented CLI options straight from
+function signatures, and rich help/progress come with it. User errors (`UserError`) print one line
+and exit 2; anything else is a bug and keeps its traceback (exit 1).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import click
+import typer
+from rich.console import Console
+
+from topotrigger import __version__
+from topotrigger.config import Config, load_config
+from topotrigger.errors import UserError
+
+app = typer.Typer(
+    help="LHC topology classifier pipeline on Apache Spark.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+err_console = Console(stderr=True)
+console = Console()
+
+
+@dataclass
+class State:
+    config_path: Path | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    verbose: bool = False
+
+    def config(self, **stage_overrides: Any) -> Config:
+        return load_config(self.config_path, {**self.overrides, **stage_overrides})
+
+
+def _state(ctx: typer.Context) -> State:
+    return ctx.ensure_object(State)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"topotrigger {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML configuration file.")] = None,
+    master: Annotated[Optional[str], typer.Option(help="Spark master URL (spark.master).")] = None,
+    run_dir: Annotated[Optional[Path], typer.Option(help="Run directory for outputs and Spark scratch (run_dir).")] = None,
+    fast_start: Annotated[Optional[bool], typer.Option("--fast-start/--no-fast-start", help="JVM fast-start profile (spark.fast_start).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Spark/JVM logs.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    ctx.obj = State(
+        config_path=config,
+        overrides={"spark.master": master, "run_dir": str(run_dir) if run_dir else None, "spark.fast_start": fast_start},
+        verbose=verbose,
+    )
+    # Validate global options now, so a bad --master fails before any stage starts.
+    ctx.obj.config()
+
+
+@config_app.command("show")
+def config_show(ctx: typer.Context) -> None:
+    """Print the effective configuration (defaults, file, CLI options) as TOML."""
+    console.print(_state(ctx).config().to_toml(), markup=False, highlight=False, end="")
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, standalone_mode=False, prog_name="topotrigger")
+    except UserError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    sys.exit(0)

@@ -1,0 +1,116 @@
+"""The one way every stage gets its SparkSession.
+
+`get_spark(cfg, run_dir)` finds Java, points Spark's Python workers at this interpreter, keeps
+Spark's scratch and warehouse inside the run directory, hides Spark's log noise unless verbose,
+registers topotrigger's data sources, and sizes shuffles to the cores it got.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from topotrigger.config import SparkConfig
+from topotrigger.runtime.java import find_java
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+FAST_START_JAVA_OPTS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
+_LOG4J = """rootLogger.level = {level}
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{{HH:mm:ss}} %p %c{{1}}: %m%n
+logger.jetty.name = org.sparkproject.jetty
+logger.jetty.level = {quiet}
+logger.hadoop.name = org.apache.hadoop.util.NativeCodeLoader
+logger.hadoop.level = error
+"""
+
+
+def spark_conf(cfg: SparkConfig, run_dir: Path, verbose: bool = False) -> dict[str, str]:
+    """The Spark properties topotrigger sets, before the user's `spark.conf` overrides."""
+    scratch = (run_dir / "spark").resolve()
+    log4j = scratch / ("log4j2-verbose.properties" if verbose else "log4j2.properties")
+    java_opts = [f"-Dlog4j.configurationFile=file:{log4j}", f"-Dlog4j2.configurationFile=file:{log4j}"]
+    if cfg.fast_start:
+        java_opts.append(FAST_START_JAVA_OPTS)
+    conf = {
+        "spark.master": cfg.master,
+        "spark.app.name": cfg.app_name,
+        "spark.driver.memory": cfg.driver_memory,
+        "spark.local.dir": str(scratch / "scratch"),
+        "spark.sql.warehouse.dir": str(scratch / "warehouse"),
+        "spark.driver.extraJavaOptions": " ".join(java_opts),
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.pythonUDF.arrow.enabled": "true",
+        "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        "spark.python.worker.reuse": "true",
+    }
+    if cfg.master.startswith("local"):
+        # Executors are the driver's JVM in local mode; on a cluster their logs are the cluster's.
+        conf["spark.executor.extraJavaOptions"] = conf["spark.driver.extraJavaOptions"]
+    if cfg.executor_memory:
+        conf["spark.executor.memory"] = cfg.executor_memory
+    if cfg.fast_start:
+        conf["spark.ui.enabled"] = "false"
+        conf["spark.ui.showConsoleProgress"] = "false"
+    conf.update(cfg.conf)
+    return conf
+
+
+def get_spark(cfg: SparkConfig, run_dir: Path | str = Path("."), verbose: bool = False) -> "SparkSession":
+    """A SparkSession for `cfg`, or the active one if a session is already running in this process."""
+    from pyspark.sql import SparkSession
+
+    run_dir = Path(run_dir)
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        _register_sources(active)
+        return active
+
+    java = find_java()
+    os.environ["JAVA_HOME"] = str(java.home)
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+
+    conf = spark_conf(cfg, run_dir, verbose)
+    scratch = run_dir.resolve() / "spark"
+    (scratch / "scratch").mkdir(parents=True, exist_ok=True)
+    for name, level, quiet in (("log4j2.properties", "error", "error"), ("log4j2-verbose.properties", "info", "warn")):
+        (scratch / name).write_text(_LOG4J.format(level=level, quiet=quiet))
+
+    builder = SparkSession.builder
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("INFO" if verbose else "ERROR")
+    cores = spark.sparkContext.defaultParallelism
+    if "spark.sql.shuffle.partitions" not in cfg.conf:
+        spark.conf.set("spark.sql.shuffle.partitions", str(max(2, 2 * cores)))
+    _register_sources(spark)
+    return spark
+
+
+def stop_spark() -> None:
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        active.stop()
+
+
+def _register_sources(spark: "SparkSession") -> None:
+    try:
+        from topotrigger.ingest.source import register
+    except ImportError:  # the ingest stage is optional at this layer
+        return
+    register(spark)
