@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import click
 import typer
 from rich.console import Console
 
@@ -80,17 +79,9 @@ def config_show(ctx: typer.Context) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Typer handles usage errors (exit 2) and --help itself; our user errors become one line.
     try:
-        app(args=argv, standalone_mode=False, prog_name="topotrigger")
+        app(args=argv, prog_name="topotrigger")
     except UserError as exc:
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    sys.exit(0)
