@@ -78,6 +78,38 @@ def config_show(ctx: typer.Context) -> None:
     console.print(_state(ctx).config().to_toml(), markup=False, highlight=False, end="")
 
 
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _spark(state: State, cfg: Config):
+    from topotrigger.runtime import get_spark
+
+    return get_spark(cfg.spark, cfg.run_dir, verbose=state.verbose)
+
+
+@app.command()
+def generate(
+    ctx: typer.Context,
+    events: Annotated[Optional[int], typer.Option(help="Events per class after the generator filter (generate.events).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output directory [default: RUN_DIR/generate].")] = None,
+    classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes: qcd,ttbar,wjets (generate.classes).")] = None,
+    profile: Annotated[Optional[str], typer.Option(help="fast (no MPI) or full (generate.profile).")] = None,
+    pileup: Annotated[Optional[float], typer.Option(help="Mean pile-up events overlaid (generate.pileup).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (generate.seed).")] = None,
+    files_per_class: Annotated[Optional[int], typer.Option(help="Files (Spark tasks) per class (generate.files_per_class).")] = None,
+) -> None:
+    """Generate events with Pythia 8 + fast detector simulation into Delphes-like ROOT files."""
+    from topotrigger.generate.stage import generate as run_generate
+    from topotrigger.reporting import print_generate
+
+    state = _state(ctx)
+    cfg = state.config(**{"generate.events": events, "generate.classes": _split(classes), "generate.profile": profile,
+                          "generate.pileup": pileup, "generate.seed": seed, "generate.files_per_class": files_per_class})
+    result = run_generate(cfg.generate, out or cfg.run_dir / "generate", _spark(state, cfg))
+    print_generate(console, result)
+
+
 def main(argv: list[str] | None = None) -> None:
     # Typer handles usage errors (exit 2) and --help itself; our user errors become one line.
     try:

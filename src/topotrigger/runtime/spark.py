@@ -29,6 +29,9 @@ appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{{HH:mm:ss}} %p %c{{1}}: %m%n
 logger.jetty.name = org.sparkproject.jetty
 logger.jetty.level = {quiet}
+# pyspark sets the root level from this logger and prints that it did unless the two agree.
+logger.repl.name = org.apache.spark.repl.Main
+logger.repl.level = {level}
 logger.hadoop.name = org.apache.hadoop.util.NativeCodeLoader
 logger.hadoop.level = error
 """

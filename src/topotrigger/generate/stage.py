@@ -1,0 +1,236 @@
+"""The `generate` stage: one Spark task per output file; resumable, deterministic, atomic.
+
+Layout of the output directory:
+    OUT/settings.json              the generation settings (a rerun with other settings is refused)
+    OUT/manifest.json              all files, counts, filter efficiencies, cross-sections, versions
+    OUT/<class>/<class>_NNN.root   TTree "Delphes"
+    OUT/<class>/<class>_NNN.json   per-file record, written after its ROOT file (marks it complete)
+    OUT/<class>/manifest.json      the records of that class
+    OUT/plots/<class>.png          validation histograms
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import awkward as ak
+import numpy as np
+
+from topotrigger.config import GenerateConfig
+from topotrigger.errors import OutputExistsError, UserError
+from topotrigger.generate import detector, jets, processes
+from topotrigger.generate.pythia import PythiaSource, lepton_filter, overlay_pileup
+from topotrigger.generate.writer import write_tree
+from topotrigger.io.atomic import read_json, remove_stale_temporaries, write_json
+from topotrigger.io.versions import software_versions
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+MAX_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class FileTask:
+    process: str
+    file_index: int
+    events: int
+    seed: int
+    profile: str
+    pileup: float
+    path: str
+
+    @property
+    def record_path(self) -> Path:
+        return Path(self.path).with_suffix(".json")
+
+
+@dataclass
+class GenerateResult:
+    out: Path
+    files: list[dict[str, Any]]
+    skipped: int  # files already complete from an earlier run
+
+    def events(self, process: str) -> int:
+        return sum(f["events"] for f in self.files if f["task"]["process"] == process)
+
+
+def file_seed(seed: int, process: str, file_index: int) -> int:
+    """A Pythia seed (1..900,000,000) per file, stable across runs and machines."""
+    digest = hashlib.sha256(f"{seed}/{process}/{file_index}".encode()).digest()
+    return 1 + int.from_bytes(digest[:8], "little") % 899_999_999
+
+
+def plan(cfg: GenerateConfig, out: Path) -> list[FileTask]:
+    tasks = []
+    for process in cfg.classes:
+        k = cfg.files_per_class
+        for i in range(k):
+            n = cfg.events // k + (1 if i < cfg.events % k else 0)
+            if n == 0:
+                continue
+            tasks.append(FileTask(process, i, n, file_seed(cfg.seed, process, i), cfg.profile, cfg.pileup,
+                                  str(out / process / f"{process}_{i:03d}.root")))
+    return tasks
+
+
+def is_complete(task: FileTask) -> bool:
+    if not (Path(task.path).is_file() and task.record_path.is_file()):
+        return False
+    try:
+        return read_json(task.record_path).get("task") == asdict(task)
+    except ValueError:
+        return False
+
+
+def _events(task: FileTask, stats: dict[str, Any]) -> Iterator[dict[str, ak.Array]]:
+    """Filtered, simulated events of one file, in chunks; fills `stats` as it goes."""
+    source = PythiaSource(processes.pythia_settings(task.process, task.profile, task.seed, task.file_index))
+    minbias = PythiaSource(processes.minbias_settings(task.profile, task.seed + 1)) if task.pileup > 0 else None
+    rng = np.random.default_rng([task.seed, task.file_index])
+    kept = tried = 0
+    batch = min(task.events, 200)
+    while kept < task.events:
+        t0 = time.perf_counter()
+        events = source.batch(batch)
+        mask = np.asarray(lepton_filter(events.particles))
+        passing = np.flatnonzero(mask)
+        need = task.events - kept
+        if len(passing) > need:
+            # Count as tried only the events up to the last one kept, so the efficiency stays unbiased.
+            tried += int(passing[need - 1]) + 1
+            passing = passing[:need]
+        else:
+            tried += len(events)
+        selected = events[passing]
+        if minbias is not None and len(selected):
+            counts = rng.poisson(task.pileup, len(selected))
+            pool = minbias.batch(int(counts.sum()))
+            while len(pool) < counts.sum():  # Pythia may skip failed events
+                pool = ak.concatenate([pool, minbias.batch(int(counts.sum()) - len(pool))])
+            selected = overlay_pileup(selected, pool, counts)
+        t1 = time.perf_counter()
+        if len(selected):
+            collections = detector.simulate(selected.particles, rng)
+            collections["Jet"] = jets.btag(jets.cluster(collections), selected.hadrons, rng)
+            number = task.file_index * 1_000_000_000 + kept + np.arange(len(selected), dtype=np.int64)
+            ones = np.ones(len(selected), dtype=np.int64)
+            collections["Event"] = ak.unflatten(ak.zip({
+                "Number": number,
+                "Weight": np.asarray(selected.weight, dtype=np.float32),
+                "ProcessID": np.full(len(selected), processes.PROCESS_ID[task.process], dtype=np.int32),
+            }), ones)
+        t2 = time.perf_counter()
+        stats["pythia_s"] += t1 - t0
+        stats["detector_s"] += t2 - t1
+        kept += len(selected)
+        if len(selected):
+            t3 = time.perf_counter()
+            yield collections
+            stats["write_s"] += time.perf_counter() - t3
+        efficiency = max(kept, 1) / max(tried, 1)
+        batch = int(min(MAX_BATCH, max(50, 1.2 * (task.events - kept) / efficiency)))
+    stats["tried"] = tried
+    stats["events"] = kept
+    stats["sigma_mb"], stats["sigma_err_mb"] = source.cross_section()
+
+
+def generate_file(task_dict: dict[str, Any]) -> dict[str, Any]:
+    """Spark task: write one ROOT file and its record; skip if an earlier run completed it."""
+    task = FileTask(**task_dict)
+    if is_complete(task):
+        return {**read_json(task.record_path), "reused": True}
+    stats: dict[str, Any] = {"pythia_s": 0.0, "detector_s": 0.0, "write_s": 0.0}
+    start = time.perf_counter()
+    write_tree(Path(task.path), _events(task, stats))
+    stats["wall_s"] = time.perf_counter() - start
+    # write_s was measured around the generator's yields, i.e. the time spent in uproot.
+    record = {
+        "task": asdict(task),
+        "file": os.path.basename(task.path),
+        "bytes": os.path.getsize(task.path),
+        "filter_efficiency": stats["events"] / stats["tried"] if stats["tried"] else 0.0,
+        **stats,
+    }
+    write_json(task.record_path, record)
+    return {**record, "reused": False}
+
+
+def _check_output(cfg: GenerateConfig, out: Path) -> None:
+    settings = out / "settings.json"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"output directory {out} is not writable: {exc.strerror or exc}") from None
+    wanted = cfg.model_dump(mode="json")
+    if settings.is_file():
+        found = read_json(settings)
+        if found != wanted:
+            diff = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
+            raise OutputExistsError(
+                f"{out} holds events generated with other settings (differs in: {', '.join(diff)}); "
+                "use another --out or delete it"
+            )
+    else:
+        if any(p for p in out.iterdir() if not p.name.startswith(".")):
+            raise OutputExistsError(f"{out} is not empty and was not made by `topotrigger generate`; use another --out")
+        write_json(settings, wanted)
+
+
+def generate(cfg: GenerateConfig, out: Path | str, spark: "SparkSession", progress: bool = True,
+             plots: bool = True) -> GenerateResult:
+    """Generate `cfg.events` filtered events per class into `out` on Spark (one task per file)."""
+    from topotrigger.runtime.progress import run_with_progress
+
+    out = Path(out).resolve()
+    _check_output(cfg, out)
+    tasks = plan(cfg, out)
+    for process in cfg.classes:
+        (out / process).mkdir(exist_ok=True)
+        remove_stale_temporaries(out / process)
+    todo = [asdict(t) for t in tasks]
+
+    def job() -> list[dict[str, Any]]:
+        return spark.sparkContext.parallelize(todo, len(todo)).map(generate_file).collect()
+
+    records = run_with_progress(spark, "generate", job) if progress else job()
+    records.sort(key=lambda r: (r["task"]["process"], r["task"]["file_index"]))
+    skipped = sum(1 for r in records if r.pop("reused"))
+    _write_manifests(cfg, out, records)
+    if plots:
+        from topotrigger.generate.validation import observables, plot_class, read_events
+
+        for process in cfg.classes:
+            paths = [Path(t.path) for t in tasks if t.process == process]
+            plot_class(process, observables(read_events(paths)), out / "plots" / f"{process}.png")
+    return GenerateResult(out, records, skipped)
+
+
+def _write_manifests(cfg: GenerateConfig, out: Path, records: list[dict[str, Any]]) -> None:
+    versions = software_versions()
+    summary = {}
+    for process in cfg.classes:
+        mine = [r for r in records if r["task"]["process"] == process]
+        events = sum(r["events"] for r in mine)
+        tried = sum(r["tried"] for r in mine)
+        # Cross-sections per file are independent estimates of the same process: weight by tries.
+        sigma = sum(r["sigma_mb"] * r["tried"] for r in mine) / tried if tried else 0.0
+        summary[process] = {
+            "events": events, "tried": tried, "files": len(mine),
+            "filter_efficiency": events / tried if tried else 0.0,
+            "sigma_mb": sigma, "filtered_sigma_mb": sigma * (events / tried if tried else 0.0),
+        }
+        write_json(out / process / "manifest.json", {"settings": cfg.model_dump(mode="json"),
+                                                     "summary": summary[process], "files": mine,
+                                                     "software": versions})
+    write_json(out / "manifest.json", {"stage": "generate", "settings": cfg.model_dump(mode="json"),
+                                       "classes": summary, "files": records, "software": versions})

@@ -1,0 +1,1 @@
+"""Small, shared file-system helpers: atomic writes and JSON manifests."""

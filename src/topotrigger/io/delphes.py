@@ -1,0 +1,77 @@
+"""Reading Delphes collections from ROOT trees as awkward records, whatever uproot's naming variant.
+
+Real Delphes files nest split branches (`EFlowTrack/EFlowTrack.PT`), uproot-written ones are flat
+(`EFlowTrack.PT`); some writers use `EFlowTrack_PT`. Real files may call the muons `Muon`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import awkward as ak
+
+from topotrigger.errors import InputError
+
+# The collections and fields the pipeline reads downstream (DESIGN.md section 2).
+PIPELINE_COLLECTIONS: dict[str, tuple[str, ...]] = {
+    "EFlowTrack": ("PT", "Eta", "Phi", "PID", "Charge", "X", "Y", "Z"),
+    "EFlowPhoton": ("ET", "Eta", "Phi"),
+    "EFlowNeutralHadron": ("ET", "Eta", "Phi"),
+    "Electron": ("PT", "Eta", "Phi", "Charge"),
+    "MuonTight": ("PT", "Eta", "Phi", "Charge"),
+    "Jet": ("PT", "Eta", "Phi", "Mass", "BTag"),
+    "MissingET": ("MET", "Phi"),
+}
+
+# Name in the pipeline -> other names real files use for it.
+ALIASES: dict[str, tuple[str, ...]] = {"MuonTight": ("Muon",)}
+
+
+def leaf_names(tree: Any) -> list[str]:
+    """Every branch/field name as `Collection.Field` (or the bare name of a flat branch)."""
+    names = []
+    for key in tree.keys(recursive=True):
+        names.append(key.rsplit("/", 1)[-1])
+    return names
+
+
+def resolve(tree: Any, collection: str, fields: Sequence[str], file: str = "") -> tuple[str, dict[str, str]]:
+    """The collection's name in this tree and the branch name of each field.
+
+    Tries `C.F`, then `C_F`, for `collection` and its aliases; raises InputError naming what is
+    missing and the closest names in the file.
+    """
+    available = set(leaf_names(tree))
+    for name in (collection, *ALIASES.get(collection, ())):
+        found = {}
+        for field in fields:
+            for candidate in (f"{name}.{field}", f"{name}_{field}"):
+                if candidate in available:
+                    found[field] = candidate
+                    break
+        if len(found) == len(fields):
+            return name, found
+    missing = [f"{collection}.{f}" for f in fields if f"{collection}.{f}" not in available]
+    close = difflib.get_close_matches(missing[0], sorted(available), n=3, cutoff=0.6)
+    hint = f"; closest names in the file: {', '.join(close)}" if close else ""
+    where = f" in {file}" if file else ""
+    raise InputError(f"branch {missing[0]} not found{where}{hint}")
+
+
+def read_collections(
+    tree: Any,
+    collections: Mapping[str, Sequence[str]] = PIPELINE_COLLECTIONS,
+    entry_start: int | None = None,
+    entry_stop: int | None = None,
+    file: str = "",
+) -> ak.Array:
+    """Events with one field per collection, each a jagged record of the requested fields."""
+    resolved = {c: resolve(tree, c, fields, file)[1] for c, fields in collections.items()}
+    branches = sorted({b for mapping in resolved.values() for b in mapping.values()})
+    arrays = tree.arrays(branches, entry_start=entry_start, entry_stop=entry_stop, library="ak")
+    return ak.zip(
+        {c: ak.zip({field: arrays[branch] for field, branch in mapping.items()}) for c, mapping in resolved.items()},
+        depth_limit=1,
+    )

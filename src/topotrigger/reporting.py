@@ -1,0 +1,29 @@
+"""Terminal summaries of stage results (rich tables)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from topotrigger.generate.stage import GenerateResult
+
+
+def print_generate(console: Console, result: "GenerateResult") -> None:
+    table = Table(title=f"generated events in {result.out}")
+    for column in ("class", "files", "events", "filter eff.", "σ·eff [pb]", "events/s (task)"):
+        table.add_column(column, justify="right" if column != "class" else "left")
+    for process in sorted({f["task"]["process"] for f in result.files}):
+        files = [f for f in result.files if f["task"]["process"] == process]
+        events = sum(f["events"] for f in files)
+        tried = sum(f["tried"] for f in files)
+        wall = sum(f["wall_s"] for f in files)
+        sigma = sum(f["sigma_mb"] * f["tried"] for f in files) / tried if tried else 0.0
+        eff = events / tried if tried else 0.0
+        table.add_row(process, str(len(files)), str(events), f"{eff:.3f}", f"{sigma * eff * 1e9:.4g}",
+                      f"{events / wall:.1f}" if wall else "-")
+    console.print(table)
+    if result.skipped:
+        console.print(f"{result.skipped} file(s) were already complete and kept")

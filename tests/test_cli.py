@@ -1,0 +1,55 @@
+"""The command line: help, one-line user errors with exit 2, config show."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from topotrigger.cli import main
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    captured = capsys.readouterr()
+    return int(info.value.code or 0), captured.out, captured.err
+
+
+def test_help_lists_stage_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0
+    for command in ("generate", "ingest", "run", "config"):
+        assert command in out
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("--master", "nonsense://x", "run"), "spark.master"),
+    (("generate", "--classes", "qcd,higgs"), "generate.classes"),
+    (("generate", "--events", "0"), "generate.events"),
+    (("generate", "--profile", "slow"), "generate.profile"),
+])
+def test_user_errors_are_one_line_exit_2(capsys: pytest.CaptureFixture[str], args: tuple[str, ...], needle: str) -> None:
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2
+    assert err.startswith("error: ") and needle in err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err
+
+
+def test_config_file_with_wrong_key(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[generate]\nevent = 3\n")
+    code, _, err = run_cli(capsys, "--config", str(path), "run")
+    assert code == 2 and "generate.event" in err and "events" in err
+
+
+def test_config_show_applies_overrides(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "--master", "local[1]", "config", "show")
+    assert code == 0 and 'master = "local[1]"' in out
+
+
+def test_console_script_is_installed() -> None:
+    out = subprocess.run([sys.executable, "-m", "topotrigger", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("topotrigger ")
