@@ -20,7 +20,7 @@ PERFECT = DetectorParams(track_eff_barrel=1.0, track_eff_endcap=1.0, track_eff_l
 
 
 def run(events: list[list[dict]], params: DetectorParams = PERFECT, seed: int = 1) -> dict[str, ak.Array]:
-    return simulate(ak.Array(events), np.random.default_rng(seed), params)
+    return simulate(ak.Array(events), np.random.default_rng(seed), params)[0]
 
 
 def test_each_particle_goes_where_it_should() -> None:

@@ -55,80 +55,133 @@ def _smear(rng: np.random.Generator, value: np.ndarray, rel_sigma: np.ndarray) -
     return np.maximum(value * (1.0 + rel_sigma * rng.standard_normal(value.shape)), 0.0)
 
 
-def _collection(mask: np.ndarray, event: np.ndarray, n_events: int, fields: dict[str, np.ndarray]) -> ak.Array:
-    """Jagged per-event record of the particles selected by `mask` (particles are event-ordered)."""
-    counts = np.bincount(event[mask], minlength=n_events)
-    flat = ak.zip({name: np.asarray(values[mask]) for name, values in fields.items()})
-    return ak.unflatten(flat, counts)
+def jagged(fields: dict[str, np.ndarray], counts: np.ndarray) -> ak.Array:
+    """Per-event lists of records from flat, event-ordered columns (built on layouts: no broadcasting)."""
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    record = ak.contents.RecordArray([ak.contents.NumpyArray(np.ascontiguousarray(v)) for v in fields.values()],
+                                     list(fields), length=int(offsets[-1]))
+    return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), record))
 
 
-def simulate(particles: ak.Array, rng: np.random.Generator, params: DetectorParams = DetectorParams()) -> dict[str, ak.Array]:
-    """Delphes-like reconstructed collections for a batch of events."""
+def flat_columns(events: ak.Array) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Flat NumPy columns of a jagged record array, and the per-event counts."""
+    packed = ak.to_packed(events)
+    flat = ak.flatten(packed)
+    return {name: ak.to_numpy(flat[name]) for name in ak.fields(flat)}, ak.to_numpy(ak.num(packed))
+
+
+@dataclass
+class FlowCandidates:
+    """Every particle-flow object of a batch as flat massless four-vectors (event-ordered), for jets."""
+
+    px: np.ndarray
+    py: np.ndarray
+    pz: np.ndarray
+    e: np.ndarray
+    counts: np.ndarray
+
+
+def simulate(particles: ak.Array, rng: np.random.Generator,
+             params: DetectorParams = DetectorParams()) -> tuple[dict[str, ak.Array], FlowCandidates]:
+    """Delphes-like reconstructed collections for a batch of events, and the EFlow candidates for jets.
+
+    Each step works on the index subset it concerns (charged, leptons, calorimeter deposits), so
+    the cost stays near a few NumPy passes over the visible particles.
+    """
     n_events = len(particles)
-    counts = np.asarray(ak.num(particles))
-    event = np.repeat(np.arange(n_events), counts)
-    col = {name: np.asarray(ak.flatten(particles[name])) for name in ak.fields(particles)}
-    pid, charge = col["pid"], col["charge"]
+    col, counts = flat_columns(particles)
+    event_all = np.repeat(np.arange(n_events), counts)
+    keep = col["visible"]
+    event = event_all[keep]
+    pid, charge = col["pid"][keep], col["charge"][keep]
+    pt, eta, phi = _pt_eta_phi(col["px"][keep], col["py"][keep], col["pz"][keep])
+    energy = col["e"][keep]
     aid = np.abs(pid)
-    pt, eta, phi = _pt_eta_phi(col["px"], col["py"], col["pz"])
     abseta = np.abs(eta)
     barrel = abseta <= params.barrel_eta
-    visible = col["visible"]
-    charged = visible & (charge != 0)
-    is_lepton = (aid == 11) | (aid == 13)
 
     # Tracker: acceptance, efficiency, pT resolution; leptons keep their track.
-    eff = np.where(is_lepton,
-                   np.where(barrel, params.track_eff_lepton_barrel, params.track_eff_lepton_endcap),
-                   np.where(barrel, params.track_eff_barrel, params.track_eff_endcap))
-    tracked = charged & (abseta < params.tracker_eta) & (pt > params.track_min_pt) & (rng.random(pt.shape) < eff)
-    res = np.where(barrel,
-                   np.hypot(params.track_res_const_barrel, params.track_res_slope_barrel * pt),
-                   np.hypot(params.track_res_const_endcap, params.track_res_slope_endcap * pt))
-    track_pt = _smear(rng, pt, res)
-    tracked &= track_pt > params.track_min_pt
-    beam_z = rng.normal(0.0, params.beamspot_sigma_z_mm, n_events)[event]
-    beam_x = rng.normal(0.0, params.beamspot_sigma_xy_mm, n_events)[event]
-    beam_y = rng.normal(0.0, params.beamspot_sigma_xy_mm, n_events)[event]
+    ch = np.flatnonzero((charge != 0) & (abseta < params.tracker_eta) & (pt > params.track_min_pt))
+    ch_lepton = (aid[ch] == 11) | (aid[ch] == 13)
+    ch_barrel = barrel[ch]
+    eff = np.where(ch_lepton,
+                   np.where(ch_barrel, params.track_eff_lepton_barrel, params.track_eff_lepton_endcap),
+                   np.where(ch_barrel, params.track_eff_barrel, params.track_eff_endcap))
+    ch_pt = pt[ch]
+    res = np.where(ch_barrel,
+                   np.hypot(params.track_res_const_barrel, params.track_res_slope_barrel * ch_pt),
+                   np.hypot(params.track_res_const_endcap, params.track_res_slope_endcap * ch_pt))
+    ch_track_pt = _smear(rng, ch_pt, res)
+    ok = (rng.random(len(ch)) < eff) & (ch_track_pt > params.track_min_pt)
+    trk, trk_pt = ch[ok], ch_track_pt[ok]
+    tracked = np.zeros(len(pt), dtype=bool)
+    tracked[trk] = True
+    trk_event = event[trk]
+    beam = rng.normal(0.0, 1.0, (3, n_events)) * np.array([[params.beamspot_sigma_xy_mm], [params.beamspot_sigma_xy_mm],
+                                                            [params.beamspot_sigma_z_mm]])
+    src = np.flatnonzero(keep)[trk]
+    trk_eta, trk_phi = eta[trk].astype(np.float32), phi[trk].astype(np.float32)
+    trk_counts = np.bincount(trk_event, minlength=n_events)
+    tracks = jagged({
+        "PT": trk_pt.astype(np.float32), "Eta": trk_eta, "Phi": trk_phi,
+        "PID": pid[trk].astype(np.int32), "Charge": charge[trk].astype(np.int32),
+        "X": (col["vx"][src] + beam[0][trk_event]).astype(np.float32),
+        "Y": (col["vy"][src] + beam[1][trk_event]).astype(np.float32),
+        "Z": (col["vz"][src] + beam[2][trk_event]).astype(np.float32),
+    }, trk_counts)
 
-    tracks = _collection(tracked, event, n_events, {
-        "PT": track_pt.astype(np.float32), "Eta": eta.astype(np.float32), "Phi": phi.astype(np.float32),
-        "PID": pid.astype(np.int32), "Charge": charge.astype(np.int32),
-        "X": (col["vx"] + beam_x).astype(np.float32), "Y": (col["vy"] + beam_y).astype(np.float32),
-        "Z": (col["vz"] + beam_z).astype(np.float32),
-    })
+    # Leptons: reconstructed from their own track, with an identification efficiency.
+    trk_aid = aid[trk]
+    lep = np.flatnonzero((trk_aid == 11) | (trk_aid == 13))
+    lep_aid, lep_pt, lep_abseta = trk_aid[lep], trk_pt[lep], abseta[trk][lep]
+    lep_eff = np.where(lep_aid == 11,
+                       np.where(lep_abseta <= params.barrel_eta, params.electron_eff_barrel, params.electron_eff_endcap),
+                       params.muon_eff)
+    passed = rng.random(len(lep)) < lep_eff
+    is_ele = passed & (lep_aid == 11) & (lep_pt > params.electron_min_pt)
+    is_mu = passed & (lep_aid == 13) & (lep_pt > params.muon_min_pt) & (lep_abseta < params.muon_eta)
 
-    lepton_fields = {"PT": track_pt.astype(np.float32), "Eta": eta.astype(np.float32),
-                     "Phi": phi.astype(np.float32), "Charge": charge.astype(np.int32)}
-    e_eff = np.where(barrel, params.electron_eff_barrel, params.electron_eff_endcap)
-    is_ele = tracked & (aid == 11) & (track_pt > params.electron_min_pt) & (rng.random(pt.shape) < e_eff)
-    is_mu = (tracked & (aid == 13) & (abseta < params.muon_eta) & (track_pt > params.muon_min_pt)
-             & (rng.random(pt.shape) < params.muon_eff))
-    electrons = _collection(is_ele, event, n_events, lepton_fields)
-    muons = _collection(is_mu, event, n_events, lepton_fields)
+    def leptons(mask: np.ndarray) -> ak.Array:
+        i = lep[mask]
+        return jagged({"PT": trk_pt[i].astype(np.float32), "Eta": trk_eta[i], "Phi": trk_phi[i],
+                       "Charge": charge[trk][i].astype(np.int32)}, np.bincount(trk_event[i], minlength=n_events))
 
     # Calorimeters: what the tracker did not take. Photons and untracked electrons in the ECAL;
-    # neutral and untracked charged hadrons in the HCAL; muons and neutrinos leave nothing.
-    energy = col["e"]
-    to_ecal = visible & ~tracked & ((aid == 22) | (aid == 11)) & (abseta < params.ecal_eta)
-    to_hcal = visible & ~tracked & ~to_ecal & (aid != 13) & (aid != 22) & (aid != 11) & (abseta < params.hcal_eta)
-    safe_e = np.maximum(energy, 1e-9)
-    ecal_res = np.hypot(params.ecal_stochastic / np.sqrt(safe_e), params.ecal_constant)
-    hcal_res = np.hypot(params.hcal_stochastic / np.sqrt(safe_e), params.hcal_constant)
-    calo_e = np.where(to_ecal, _smear(rng, energy, ecal_res), _smear(rng, energy, hcal_res))
-    calo_et = calo_e / np.cosh(eta)
-    to_ecal &= calo_et > params.calo_min_et
-    to_hcal &= calo_et > params.calo_min_et
-    calo_fields = {"ET": calo_et.astype(np.float32), "Eta": eta.astype(np.float32), "Phi": phi.astype(np.float32)}
-    photons = _collection(to_ecal, event, n_events, calo_fields)
-    neutral = _collection(to_hcal, event, n_events, calo_fields)
+    # neutral and untracked charged hadrons in the HCAL; muons leave nothing.
+    ecal_like = (aid == 22) | (aid == 11)
+    calo = np.flatnonzero(~tracked & (aid != 13) & (abseta < np.where(ecal_like, params.ecal_eta, params.hcal_eta)))
+    calo_ecal = ecal_like[calo]
+    calo_e = np.maximum(energy[calo], 1e-9)
+    stochastic = np.where(calo_ecal, params.ecal_stochastic, params.hcal_stochastic)
+    constant = np.where(calo_ecal, params.ecal_constant, params.hcal_constant)
+    calo_et = _smear(rng, calo_e, np.hypot(stochastic / np.sqrt(calo_e), constant)) / np.cosh(eta[calo])
+    above = calo_et > params.calo_min_et
+    calo, calo_ecal, calo_et = calo[above], calo_ecal[above], calo_et[above]
 
-    # Missing transverse momentum: minus the vector sum of all particle-flow objects.
-    vis_pt = np.where(tracked, track_pt, np.where(to_ecal | to_hcal, calo_et, 0.0))
-    met_x = -np.bincount(event, weights=vis_pt * np.cos(phi), minlength=n_events)
-    met_y = -np.bincount(event, weights=vis_pt * np.sin(phi), minlength=n_events)
-    met = ak.unflatten(ak.zip({"MET": np.hypot(met_x, met_y).astype(np.float32),
-                               "Phi": np.arctan2(met_y, met_x).astype(np.float32)}), np.ones(n_events, dtype=np.int64))
+    def deposits(mask: np.ndarray) -> ak.Array:
+        i = calo[mask]
+        return jagged({"ET": calo_et[mask].astype(np.float32), "Eta": eta[i].astype(np.float32),
+                       "Phi": phi[i].astype(np.float32)}, np.bincount(event[i], minlength=n_events))
 
-    return {"EFlowTrack": tracks, "EFlowPhoton": photons, "EFlowNeutralHadron": neutral,
-            "Electron": electrons, "MuonTight": muons, "MissingET": met}
+    # Particle-flow candidates, event-ordered: for the missing transverse momentum and for jets.
+    flow = np.concatenate([trk, calo])
+    flow_pt = np.concatenate([trk_pt, calo_et])
+    order = np.argsort(flow, kind="stable")
+    flow, flow_pt = flow[order], flow_pt[order]
+    # The float32-rounded values the collections store, so jets match what readers see.
+    f_pt = flow_pt.astype(np.float32).astype(np.float64)
+    f_eta = eta[flow].astype(np.float32).astype(np.float64)
+    f_phi = phi[flow].astype(np.float32).astype(np.float64)
+    f_event = event[flow]
+    f_px, f_py = f_pt * np.cos(f_phi), f_pt * np.sin(f_phi)
+    met_x = -np.bincount(f_event, weights=f_px, minlength=n_events)
+    met_y = -np.bincount(f_event, weights=f_py, minlength=n_events)
+    met = jagged({"MET": np.hypot(met_x, met_y).astype(np.float32),
+                  "Phi": np.arctan2(met_y, met_x).astype(np.float32)}, np.ones(n_events, dtype=np.int64))
+    candidates = FlowCandidates(f_px, f_py, f_pt * np.sinh(f_eta), f_pt * np.cosh(f_eta),
+                                np.bincount(f_event, minlength=n_events))
+
+    collections = {"EFlowTrack": tracks, "EFlowPhoton": deposits(calo_ecal), "EFlowNeutralHadron": deposits(~calo_ecal),
+                   "Electron": leptons(is_ele), "MuonTight": leptons(is_mu), "MissingET": met}
+    return collections, candidates

@@ -12,6 +12,7 @@ import awkward as ak
 import numpy as np
 
 from topotrigger._optional import require
+from topotrigger.generate.detector import FlowCandidates, flat_columns, jagged
 
 
 @dataclass(frozen=True)
@@ -47,30 +48,22 @@ def _no_banner() -> Iterator[None]:
         _banner_shown = True
 
 
-def _massless(pt: ak.Array, eta: ak.Array, phi: ak.Array) -> dict[str, ak.Array]:
-    return {"px": pt * np.cos(phi), "py": pt * np.sin(phi), "pz": pt * np.sinh(eta), "E": pt * np.cosh(eta)}
-
-
-def cluster(collections: dict[str, ak.Array], params: JetParams = JetParams()) -> ak.Array:
-    """Anti-kT jets (PT, Eta, Phi, Mass) from EFlowTrack + EFlowPhoton + EFlowNeutralHadron, pT > min_pt."""
+def cluster(candidates: FlowCandidates, params: JetParams = JetParams()) -> ak.Array:
+    """Anti-kT jets (PT, Eta, Phi, Mass), pT-ordered, from the EFlow candidates, pT > min_pt."""
     fastjet = require("fastjet")
-    tracks, photons, neutral = (collections[k] for k in ("EFlowTrack", "EFlowPhoton", "EFlowNeutralHadron"))
-    parts = [_massless(tracks.PT, tracks.Eta, tracks.Phi), _massless(photons.ET, photons.Eta, photons.Phi),
-             _massless(neutral.ET, neutral.Eta, neutral.Phi)]
-    inputs = ak.zip({k: ak.concatenate([ak.values_astype(p[k], np.float64) for p in parts], axis=1) for k in ("px", "py", "pz", "E")})
+    inputs = jagged({"px": candidates.px, "py": candidates.py, "pz": candidates.pz, "E": candidates.e}, candidates.counts)
     jetdef = fastjet.JetDefinition(fastjet.antikt_algorithm, params.radius)
     with _no_banner():
-        jets = fastjet.ClusterSequence(inputs, jetdef).inclusive_jets(min_pt=params.min_pt)
-    pt = np.hypot(jets.px, jets.py)
-    order = ak.argsort(pt, axis=1, ascending=False)
-    jets, pt = jets[order], pt[order]
-    m2 = jets.E ** 2 - jets.px ** 2 - jets.py ** 2 - jets.pz ** 2
-    return ak.zip({
-        "PT": ak.values_astype(pt, np.float32),
-        "Eta": ak.values_astype(np.arcsinh(jets.pz / pt), np.float32),
-        "Phi": ak.values_astype(np.arctan2(jets.py, jets.px), np.float32),
-        "Mass": ak.values_astype(np.sqrt(np.maximum(m2, 0.0)), np.float32),
-    })
+        found = fastjet.ClusterSequence(inputs, jetdef).inclusive_jets(min_pt=params.min_pt)
+    cols, counts = flat_columns(found)
+    px, py, pz, e = cols["px"], cols["py"], cols["pz"], cols["E"]
+    pt = np.hypot(px, py)
+    event = np.repeat(np.arange(len(counts)), counts)
+    order = np.lexsort((-pt, event))
+    px, py, pz, e, pt = px[order], py[order], pz[order], e[order], pt[order]
+    mass = np.sqrt(np.maximum(e**2 - px**2 - py**2 - pz**2, 0.0))
+    return jagged({"PT": pt.astype(np.float32), "Eta": np.arcsinh(pz / pt).astype(np.float32),
+                   "Phi": np.arctan2(py, px).astype(np.float32), "Mass": mass.astype(np.float32)}, counts)
 
 
 def jet_flavour(jets: ak.Array, hadrons: ak.Array, max_dr: float) -> ak.Array:

@@ -117,15 +117,15 @@ def _events(task: FileTask, stats: dict[str, Any]) -> Iterator[dict[str, ak.Arra
             selected = overlay_pileup(selected, pool, counts)
         t1 = time.perf_counter()
         if len(selected):
-            collections = detector.simulate(selected.particles, rng)
-            collections["Jet"] = jets.btag(jets.cluster(collections), selected.hadrons, rng)
+            collections, candidates = detector.simulate(selected.particles, rng)
+            collections["Jet"] = jets.btag(jets.cluster(candidates), selected.hadrons, rng)
             number = task.file_index * 1_000_000_000 + kept + np.arange(len(selected), dtype=np.int64)
             ones = np.ones(len(selected), dtype=np.int64)
-            collections["Event"] = ak.unflatten(ak.zip({
+            collections["Event"] = detector.jagged({
                 "Number": number,
                 "Weight": np.asarray(selected.weight, dtype=np.float32),
                 "ProcessID": np.full(len(selected), processes.PROCESS_ID[task.process], dtype=np.int32),
-            }), ones)
+            }, ones)
         t2 = time.perf_counter()
         stats["pythia_s"] += t1 - t0
         stats["detector_s"] += t2 - t1

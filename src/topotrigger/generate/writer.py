@@ -19,7 +19,7 @@ def write_tree(path: Path, chunks: Iterable[dict[str, ak.Array]], tree: str = "D
     """Write `chunks` (collection name -> jagged records) as one TTree, atomically; returns entries."""
     entries = 0
     with atomic_path(path) as tmp:
-        with uproot.recreate(tmp, compression=uproot.ZLIB(4)) as out:
+        with uproot.recreate(tmp, compression=uproot.ZSTD(1)) as out:
             ttree = None
             for chunk in chunks:
                 if ttree is None:
