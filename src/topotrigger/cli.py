@@ -110,6 +110,49 @@ def generate(
     print_generate(console, result)
 
 
+def _label_map(value: str | None) -> dict[str, int] | None:
+    if not value:
+        return None
+    try:
+        return {k.strip(): int(v) for k, v in (item.split("=", 1) for item in value.split(",") if item.strip())}
+    except ValueError:
+        raise UserError(f"--label-map must look like qcd=0,ttbar=1,wjets=2 (got {value!r})") from None
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="ROOT file, directory or glob; local, root://, s3://, https:// (repeatable) [default: RUN_DIR/generate].")] = None,
+    out: Annotated[Optional[str], typer.Option(help="Output Parquet directory [default: RUN_DIR/ingest].")] = None,
+    tree: Annotated[Optional[str], typer.Option(help="Tree name (ingest.tree).")] = None,
+    label_map: Annotated[Optional[str], typer.Option(help="Class directory name to label, e.g. qcd=0,ttbar=1,wjets=2 (ingest.label_map).")] = None,
+    label: Annotated[Optional[int], typer.Option(help="Label for files whose directory is not in the label map.")] = None,
+    on_bad_file: Annotated[Optional[str], typer.Option(help="stop or skip (ingest.on_bad_file).")] = None,
+    partition_bytes: Annotated[Optional[int], typer.Option(help="Target uncompressed bytes per partition (ingest.partition_bytes).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+) -> None:
+    """Read ROOT files into Spark (the `root` data source) and write Parquet partitioned by label."""
+    from topotrigger.ingest.stage import ingest as run_ingest
+    from topotrigger.reporting import print_ingest
+
+    state = _state(ctx)
+    cfg = state.config(**{"ingest.tree": tree, "ingest.label_map": _label_map(label_map), "ingest.on_bad_file": on_bad_file,
+                          "ingest.partition_bytes": partition_bytes})
+    inputs = input or [str(cfg.run_dir / "generate" / c) for c in cfg.generate.classes]
+    result = run_ingest(cfg.ingest, inputs, out or str(cfg.run_dir / "ingest"), _spark(state, cfg), overwrite, label)
+    print_ingest(console, result)
+
+
+@app.command()
+def run(ctx: typer.Context) -> None:
+    """Run the whole pipeline as far as it exists: generate -> ingest, in RUN_DIR."""
+    from topotrigger.pipeline import run_pipeline
+
+    state = _state(ctx)
+    cfg = state.config()
+    run_pipeline(cfg, _spark(state, cfg), console)
+
+
 def main(argv: list[str] | None = None) -> None:
     # Typer handles usage errors (exit 2) and --help itself; our user errors become one line.
     try:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from topotrigger.generate.stage import GenerateResult
+    from topotrigger.ingest.stage import IngestResult
 
 
 def print_generate(console: Console, result: "GenerateResult") -> None:
@@ -27,3 +28,19 @@ def print_generate(console: Console, result: "GenerateResult") -> None:
     console.print(table)
     if result.skipped:
         console.print(f"{result.skipped} file(s) were already complete and kept")
+
+
+def print_ingest(console: Console, result: "IngestResult") -> None:
+    table = Table(title=f"ingested events in {result.out}")
+    table.add_column("label", justify="right")
+    table.add_column("samples")
+    table.add_column("files", justify="right")
+    table.add_column("events", justify="right")
+    for label, count in sorted(result.counts.items()):
+        mine = [f for f in result.files if f["label"] == label]
+        table.add_row(str(label), ", ".join(sorted({f["sample"] for f in mine})), str(len(mine)), str(count))
+    console.print(table)
+    total = sum(result.counts.values())
+    console.print(f"{total} events in {result.seconds:.1f} s ({total / max(result.seconds, 1e-9):.0f} events/s)")
+    for bad in result.skipped:
+        console.print(f"skipped {bad['path']}: {bad['reason']}", markup=False)

@@ -29,9 +29,11 @@ appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{{HH:mm:ss}} %p %c{{1}}: %m%n
 logger.jetty.name = org.sparkproject.jetty
 logger.jetty.level = {quiet}
-# pyspark sets the root level from this logger and prints that it did unless the two agree.
-logger.repl.name = org.apache.spark.repl.Main
-logger.repl.level = {level}
+# Spark's interpreter mode resets a non-WARN root level (and says so on stderr); quieten by package instead.
+logger.spark.name = org.apache.spark
+logger.spark.level = {level}
+logger.sparkproject.name = org.sparkproject
+logger.sparkproject.level = {level}
 logger.hadoop.name = org.apache.hadoop.util.NativeCodeLoader
 logger.hadoop.level = error
 """
@@ -40,17 +42,13 @@ logger.hadoop.level = error
 def spark_conf(cfg: SparkConfig, run_dir: Path, verbose: bool = False) -> dict[str, str]:
     """The Spark properties topotrigger sets, before the user's `spark.conf` overrides."""
     scratch = (run_dir / "spark").resolve()
-    log4j = scratch / ("log4j2-verbose.properties" if verbose else "log4j2.properties")
-    java_opts = [f"-Dlog4j.configurationFile=file:{log4j}", f"-Dlog4j2.configurationFile=file:{log4j}"]
-    if cfg.fast_start:
-        java_opts.append(FAST_START_JAVA_OPTS)
+    java_opts = [FAST_START_JAVA_OPTS] if cfg.fast_start else []
     conf = {
         "spark.master": cfg.master,
         "spark.app.name": cfg.app_name,
         "spark.driver.memory": cfg.driver_memory,
         "spark.local.dir": str(scratch / "scratch"),
         "spark.sql.warehouse.dir": str(scratch / "warehouse"),
-        "spark.driver.extraJavaOptions": " ".join(java_opts),
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
         "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -58,9 +56,8 @@ def spark_conf(cfg: SparkConfig, run_dir: Path, verbose: bool = False) -> dict[s
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         "spark.python.worker.reuse": "true",
     }
-    if cfg.master.startswith("local"):
-        # Executors are the driver's JVM in local mode; on a cluster their logs are the cluster's.
-        conf["spark.executor.extraJavaOptions"] = conf["spark.driver.extraJavaOptions"]
+    if java_opts:
+        conf["spark.driver.extraJavaOptions"] = " ".join(java_opts)
     if cfg.executor_memory:
         conf["spark.executor.memory"] = cfg.executor_memory
     if cfg.fast_start:
@@ -88,8 +85,14 @@ def get_spark(cfg: SparkConfig, run_dir: Path | str = Path("."), verbose: bool =
     conf = spark_conf(cfg, run_dir, verbose)
     scratch = run_dir.resolve() / "spark"
     (scratch / "scratch").mkdir(parents=True, exist_ok=True)
-    for name, level, quiet in (("log4j2.properties", "error", "error"), ("log4j2-verbose.properties", "info", "warn")):
-        (scratch / name).write_text(_LOG4J.format(level=level, quiet=quiet))
+    # Spark puts SPARK_CONF_DIR on the driver's classpath, where log4j2 finds its configuration.
+    conf_dir = scratch / ("conf-verbose" if verbose else "conf")
+    conf_dir.mkdir(exist_ok=True)
+    level, quiet = ("info", "warn") if verbose else ("error", "error")
+    (conf_dir / "log4j2.properties").write_text(_LOG4J.format(level=level, quiet=quiet))
+    if "SPARK_CONF_DIR" not in os.environ or os.environ.get("TOPOTRIGGER_OWNS_SPARK_CONF_DIR"):
+        os.environ["SPARK_CONF_DIR"] = str(conf_dir)
+        os.environ["TOPOTRIGGER_OWNS_SPARK_CONF_DIR"] = "1"
 
     builder = SparkSession.builder
     for key, value in conf.items():
@@ -112,8 +115,6 @@ def stop_spark() -> None:
 
 
 def _register_sources(spark: "SparkSession") -> None:
-    try:
-        from topotrigger.ingest.source import register
-    except ImportError:  # the ingest stage is optional at this layer
-        return
+    from topotrigger.ingest.source import register
+
     register(spark)

@@ -1,0 +1,101 @@
+"""Planning a read: scan the files (entries, uncompressed bytes), then pack entry ranges into partitions.
+
+Many small files share a partition; a big file is cut into several, so every task reads about
+`target_bytes` of uncompressed data (or `entries` entries when that is given).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from topotrigger.errors import InputError
+from topotrigger.ingest.paths import is_remote, redact
+from topotrigger.ingest.reader import is_rntuple, open_tree, resolve_columns
+from topotrigger.ingest.schema import Column
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str
+    entries: int
+    bytes_per_entry: float   # uncompressed, of the planned columns
+    size: int                # on disk
+
+
+@dataclass(frozen=True)
+class Slice:
+    path: str
+    start: int
+    stop: int
+
+
+@dataclass
+class Partition:
+    slices: list[Slice] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"slices": [asdict(s) for s in self.slices]}
+
+
+def scan_file(path: str, tree: str, columns: list[Column]) -> FileInfo:
+    handle, obj = open_tree(path, tree)
+    with handle:
+        resolved = resolve_columns(obj, columns, path)
+        entries = int(obj.num_entries)
+        size = _size(path, handle)
+        if is_rntuple(obj) or entries == 0:
+            per_entry = 4.0 * size / max(entries, 1)  # no per-field sizes in uproot's RNTuple: assume 4x compression
+        else:
+            branches = {b for r in resolved.values() for b in (r.values() if isinstance(r, dict) else [r])}
+            total = sum(obj[b].uncompressed_bytes for b in branches)
+            per_entry = total / entries
+    return FileInfo(path, entries, per_entry, size)
+
+
+def _size(path: str, handle: Any) -> int:
+    if not is_remote(path):
+        return os.path.getsize(path)
+    try:
+        return int(handle.file.source.num_bytes)
+    except Exception:  # some remote sources cannot tell without a full read
+        return -1
+
+
+def scan(paths: list[str], tree: str, columns: list[Column], on_bad_file: str = "stop") -> tuple[list[FileInfo], list[dict[str, str]]]:
+    """FileInfo of every readable file; bad files raise (stop) or are returned with reasons (skip)."""
+    good, bad = [], []
+    for path in paths:
+        try:
+            good.append(scan_file(path, tree, columns))
+        except InputError as exc:
+            if on_bad_file == "stop":
+                raise
+            bad.append({"path": redact(path), "reason": str(exc)})
+    return good, bad
+
+
+def make_partitions(files: list[FileInfo], target_bytes: int, entries: int | None = None) -> list[Partition]:
+    """Greedy packing in file order: each partition holds about `target_bytes` (or `entries` entries)."""
+    budget = float(entries) if entries else float(target_bytes)
+    parts: list[Partition] = []
+    current: list[Slice] = []
+    used = 0.0
+    for info in files:
+        cost = 1.0 if entries else max(info.bytes_per_entry, 1.0)
+        start = 0
+        while start < info.entries:
+            take = min(info.entries - start, int((budget - used) // cost))
+            if take <= 0:
+                if current:
+                    parts.append(Partition(current))
+                    current, used = [], 0.0
+                    continue
+                take = 1  # a single entry bigger than the budget still needs a partition
+            current.append(Slice(info.path, start, start + take))
+            used += take * cost
+            start += take
+    if current:
+        parts.append(Partition(current))
+    return parts

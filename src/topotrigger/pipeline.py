@@ -1,0 +1,43 @@
+"""`topotrigger run`: the stages in order, in one run directory, each skipped when its output is current."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+
+from topotrigger.config import Config
+from topotrigger.generate.stage import generate
+from topotrigger.ingest.stage import ingest
+from topotrigger.reporting import print_generate, print_ingest
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def _ingest_is_current(out: Path, generated_files: list[dict]) -> bool:
+    """True if `out` holds a finished ingestion of exactly these generated files."""
+    manifest = out / "manifest.json"
+    if not manifest.is_file():
+        return False
+    done = json.loads(manifest.read_text())
+    have = sorted((Path(f["path"]).name, f["entries"], f["bytes"]) for f in done["inputs"])
+    want = sorted((f["file"], f["events"], f["bytes"]) for f in generated_files)
+    return have == want and not done["skipped"]
+
+
+def run_pipeline(cfg: Config, spark: "SparkSession", console: Console) -> None:
+    run_dir = cfg.run_dir.resolve()
+    console.rule(f"generate -> {run_dir / 'generate'}")
+    generated = generate(cfg.generate, run_dir / "generate", spark)
+    print_generate(console, generated)
+
+    console.rule(f"ingest -> {run_dir / 'ingest'}")
+    if _ingest_is_current(run_dir / "ingest", generated.files):
+        console.print("ingested events are up to date; skipped")
+    else:
+        inputs = [str(run_dir / "generate" / c) for c in cfg.generate.classes]
+        print_ingest(console, ingest(cfg.ingest, inputs, str(run_dir / "ingest"), spark, overwrite=True))
+    console.print(f"done: outputs in {run_dir}")
