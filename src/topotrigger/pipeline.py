@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def _ingest_is_current(out: Path, generated_files: list[dict]) -> bool:
     """True if `out` holds a finished ingestion of exactly these generated files."""
-    manifest = out / "manifest.json"
+    manifest = out / "_manifest.json"
     if not manifest.is_file():
         return False
     done = json.loads(manifest.read_text())

@@ -6,7 +6,6 @@ arrays built from flat buffers (no per-row Python).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +16,7 @@ import pyarrow as pa
 from topotrigger.errors import InputError
 from topotrigger.ingest.paths import redact
 from topotrigger.ingest.schema import Column
-from topotrigger.io.delphes import leaf_names, resolve
+from topotrigger.io.delphes import leaf_names, missing_branch_message, resolve
 
 
 def open_tree(path: str, tree: str) -> tuple[Any, Any]:
@@ -63,9 +62,7 @@ def resolve_columns(tree: Any, columns: list[Column], path: str) -> dict[str, di
         else:
             source = column.source or column.name
             if source not in leaves:
-                close = difflib.get_close_matches(source, sorted(leaves), n=3)
-                hint = f"; closest names in the file: {', '.join(close)}" if close else ""
-                raise InputError(f"branch {source} not found in {redact(path)}{hint}")
+                raise InputError(missing_branch_message(source, leaves, redact(path)))
             resolved[column.name] = source
     return resolved
 

@@ -70,6 +70,11 @@ def _columns_from_options(options: dict[str, str], first_file: str, tree: str) -
             raise InputError(f"branch {exc.args[0]} not found in {first_file}") from None
 
 
+def _lower(options: Any) -> dict[str, str]:
+    # Spark treats option names case-insensitively; a plain dict would not.
+    return {str(k).lower(): v for k, v in dict(options).items()}
+
+
 class RootDataSource(DataSource):
     @classmethod
     def name(cls) -> str:
@@ -79,11 +84,12 @@ class RootDataSource(DataSource):
         return self.options.get("tree", "Delphes")
 
     def schema(self) -> StructType:
-        files = _paths(self.options)
-        return plan_schema.spark_schema(_columns_from_options(self.options, files[0], self._tree()))
+        options = _lower(self.options)
+        files = _paths(options)
+        return plan_schema.spark_schema(_columns_from_options(options, files[0], self._tree()))
 
     def reader(self, schema: StructType) -> "RootReader":  # noqa: F811 - Spark passes it by this name
-        return RootReader(dict(self.options), schema)
+        return RootReader(_lower(self.options), schema)
 
 
 class RootReader(DataSourceReader):
@@ -92,14 +98,14 @@ class RootReader(DataSourceReader):
         self.tree = options.get("tree", "Delphes")
         self.columns_json = plan_schema.to_json(plan_schema.from_spark_schema(spark_schema))
         self.arrow_schema = to_arrow_schema(spark_schema)
-        self.step = int(options.get("stepEntries", 50_000))
+        self.step = int(options.get("stepentries", 50_000))
 
     def partitions(self) -> list[RootPartition]:
         files = _paths(self.options)
         columns = plan_schema.from_json(self.columns_json)
-        infos, _ = plan.scan(files, self.tree, columns, self.options.get("onBadFile", "stop"))
-        entries = self.options.get("partitionEntries")
-        parts = plan.make_partitions(infos, int(self.options.get("partitionBytes", DEFAULT_PARTITION_BYTES)),
+        infos, _ = plan.scan(files, self.tree, columns, self.options.get("onbadfile", "stop"))
+        entries = self.options.get("partitionentries")
+        parts = plan.make_partitions(infos, int(self.options.get("partitionbytes", DEFAULT_PARTITION_BYTES)),
                                      int(entries) if entries else None)
         return [RootPartition(p.to_dict()["slices"]) for p in parts]
 

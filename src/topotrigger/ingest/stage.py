@@ -2,8 +2,9 @@
 
 Order of work, so that nothing is written unless it can be finished: expand and label inputs, scan
 every file (bad ones stop the job, or are listed and skipped), then let Spark write into a
-temporary directory through its commit protocol, add `manifest.json`, and rename the directory
-into place.
+temporary directory through its commit protocol, add `_manifest.json` (the leading underscore
+keeps it out of every Parquet reader's way, like Spark's `_SUCCESS`), and rename the directory into
+place.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def ingest(cfg: IngestConfig, inputs: list[str], out: str, spark: "SparkSession"
         "seconds": seconds,
         "software": software_versions(),
     }
-    fs.write_text(f"{tmp}/manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    fs.write_text(f"{tmp}/_manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     if fs.exists(out):
         fs.delete(out)
     fs.rename(tmp, out)

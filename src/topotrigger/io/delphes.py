@@ -54,10 +54,16 @@ def resolve(tree: Any, collection: str, fields: Sequence[str], file: str = "") -
         if len(found) == len(fields):
             return name, found
     missing = [f"{collection}.{f}" for f in fields if f"{collection}.{f}" not in available]
-    close = difflib.get_close_matches(missing[0], sorted(available), n=3, cutoff=0.6)
+    raise InputError(missing_branch_message(missing[0], available, file))
+
+
+def missing_branch_message(name: str, available: set[str], file: str = "") -> str:
+    """'branch X not found in FILE; closest names in the file: ...' (case-insensitive similarity)."""
+    lower = {a.lower(): a for a in sorted(available)}
+    close = [lower[c] for c in difflib.get_close_matches(name.lower(), list(lower), n=3, cutoff=0.6)]
     hint = f"; closest names in the file: {', '.join(close)}" if close else ""
     where = f" in {file}" if file else ""
-    raise InputError(f"branch {missing[0]} not found{where}{hint}")
+    return f"branch {name} not found{where}{hint}"
 
 
 def read_collections(

@@ -1,0 +1,93 @@
+"""The ingest stage: labels, Parquet layout, manifest, and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from topotrigger.config import IngestConfig
+from topotrigger.errors import InputError, MissingInputError, OutputExistsError, UserError
+from topotrigger.ingest.stage import ingest
+
+from .conftest import write_delphes_like
+
+pytestmark = pytest.mark.spark
+CFG = IngestConfig()
+
+
+def test_ingest_writes_parquet_partitioned_by_label(spark, class_dirs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ingested"
+    result = ingest(CFG, [str(class_dirs / c) for c in ("qcd", "ttbar", "wjets")], str(out), spark)
+    assert result.counts == {0: 7, 1: 11, 2: 11}
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["label=0", "label=1", "label=2"]
+    assert (out / "_SUCCESS").exists()
+    df = spark.read.parquet(str(out))
+    assert {r.label: r["count"] for r in df.groupBy("label").count().collect()} == {0: 7, 1: 11, 2: 11}
+    assert {r.sample for r in df.select("sample").distinct().collect()} == {"qcd", "ttbar", "wjets"}
+    assert df.schema["EFlowTrack"].dataType.elementType.fieldNames() == ["PT", "Eta", "Phi", "PID", "Charge", "X", "Y", "Z"]
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert manifest["counts"] == {"0": 7, "1": 11, "2": 11}
+    assert sum(f["entries"] for f in manifest["inputs"]) == 29 and all(f["bytes"] > 0 for f in manifest["inputs"])
+    assert manifest["skipped"] == [] and "fields" in manifest["schema"]
+    # Output exists: refused, untouched.
+    before = sorted(str(p) for p in out.rglob("*"))
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        ingest(CFG, [str(class_dirs)], str(out), spark)
+    assert sorted(str(p) for p in out.rglob("*")) == before
+    again = ingest(CFG, [str(class_dirs)], str(out), spark, overwrite=True)
+    assert again.counts == result.counts
+    assert not list(tmp_path.glob("ingested.tmp-*"))
+
+
+def test_bad_file_stops_before_writing(spark, class_dirs: Path, shared_data: Path, tmp_path: Path) -> None:
+    shutil.copy(shared_data / "bad_delphes.root", class_dirs / "ttbar" / "broken.root")
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="broken.root"):
+        ingest(CFG, [str(class_dirs)], str(out), spark)
+    assert not out.exists() and not list(tmp_path.glob("out.tmp-*"))
+
+
+def test_bad_file_skip_ingests_the_rest(spark, class_dirs: Path, shared_data: Path, tmp_path: Path) -> None:
+    shutil.copy(shared_data / "bad_delphes.root", class_dirs / "ttbar" / "broken.root")
+    out = tmp_path / "out"
+    result = ingest(CFG.model_copy(update={"on_bad_file": "skip"}), [str(class_dirs)], str(out), spark)
+    assert result.counts == {0: 7, 1: 11, 2: 11}
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert [Path(s["path"]).name for s in manifest["skipped"]] == ["broken.root"]
+    assert manifest["skipped"][0]["reason"]
+
+
+def test_missing_branch_names_it_and_close_matches(spark, tmp_path: Path) -> None:
+    (tmp_path / "raw" / "qcd").mkdir(parents=True)
+    write_delphes_like(tmp_path / "raw" / "qcd" / "a.root", 5, muon="Muons")
+    with pytest.raises(InputError, match=r"branch MuonTight\.PT not found .*a\.root"):
+        ingest(CFG, [str(tmp_path / "raw")], str(tmp_path / "out"), spark)
+
+
+def test_real_delphes_file_with_muon_alias_and_explicit_label(spark, shared_data: Path, tmp_path: Path) -> None:
+    result = ingest(CFG, [str(shared_data / "delphes.root")], str(tmp_path / "out"), spark, label=1)
+    assert result.counts == {1: 25}
+    table = pq.read_table(tmp_path / "out")
+    assert table.num_rows == 25 and "MuonTight" in table.column_names
+
+
+def test_unlabelled_files_need_a_label(spark, shared_data: Path, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="cannot tell the class"):
+        ingest(CFG, [str(shared_data / "delphes.root")], str(tmp_path / "out"), spark)
+
+
+def test_empty_tree_gives_zero_rows_and_empty_directory_is_an_error(spark, tmp_path: Path) -> None:
+    (tmp_path / "raw" / "wjets").mkdir(parents=True)
+    write_delphes_like(tmp_path / "raw" / "wjets" / "empty.root", 0)
+    result = ingest(CFG, [str(tmp_path / "raw")], str(tmp_path / "out"), spark)
+    assert result.counts == {2: 0}
+    assert spark.read.parquet(str(tmp_path / "out")).count() == 0 if any((tmp_path / "out").rglob("*.parquet")) else True
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(InputError, match="no .root files"):
+        ingest(CFG, [str(tmp_path / "nothing")], str(tmp_path / "out2"), spark)
+    with pytest.raises(MissingInputError):
+        ingest(CFG, [str(tmp_path / "missing")], str(tmp_path / "out3"), spark)
