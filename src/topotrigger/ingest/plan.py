@@ -63,17 +63,30 @@ def _size(path: str, handle: Any) -> int:
         return -1
 
 
-def scan(paths: list[str], tree: str, columns: list[Column], on_bad_file: str = "stop") -> tuple[list[FileInfo], list[dict[str, str]]]:
-    """FileInfo of every readable file; bad files raise (stop) or are returned with reasons (skip)."""
+def try_scan_file(path: str, tree: str, columns: list[Column]) -> FileInfo | str:
+    """The file's FileInfo, or the one-line reason it cannot be read."""
+    try:
+        return scan_file(path, tree, columns)
+    except InputError as exc:
+        return str(exc)
+
+
+def sort_out(paths: list[str], results: list[FileInfo | str], on_bad_file: str) -> tuple[list[FileInfo], list[dict[str, str]]]:
+    """Split scan results into good files and bad ones; with "stop" the first bad file raises."""
     good, bad = [], []
-    for path in paths:
-        try:
-            good.append(scan_file(path, tree, columns))
-        except InputError as exc:
-            if on_bad_file == "stop":
-                raise
-            bad.append({"path": redact(path), "reason": str(exc)})
+    for path, result in zip(paths, results):
+        if isinstance(result, FileInfo):
+            good.append(result)
+        elif on_bad_file == "stop":
+            raise InputError(result)
+        else:
+            bad.append({"path": redact(path), "reason": result})
     return good, bad
+
+
+def scan(paths: list[str], tree: str, columns: list[Column], on_bad_file: str = "stop") -> tuple[list[FileInfo], list[dict[str, str]]]:
+    """FileInfo of every readable file, in this process; bad files raise (stop) or are listed (skip)."""
+    return sort_out(paths, [try_scan_file(p, tree, columns) for p in paths], on_bad_file)
 
 
 def make_partitions(files: list[FileInfo], target_bytes: int, entries: int | None = None) -> list[Partition]:

@@ -4,6 +4,7 @@ Thin glue over `plan` (driver side: expand paths, scan files, pack partitions) a
 (executor side: entry ranges -> Arrow batches). Options:
 
     files           JSON list of files, used as given (no expansion)
+    plan            JSON list of partitions, each a list of {path, start, stop} slices (skips the scan)
     tree            TTree/RNTuple name (default "Delphes")
     recursive       descend into directories (default true)
     branches        comma-separated names or globs (`EFlowTrack.*`, `Jet`, `MissingET.MET`)
@@ -101,6 +102,8 @@ class RootReader(DataSourceReader):
         self.step = int(options.get("stepentries", 50_000))
 
     def partitions(self) -> list[RootPartition]:
+        if "plan" in self.options:  # partitions planned by the caller (the ingest stage scans on executors)
+            return [RootPartition(slices) for slices in json.loads(self.options["plan"])]
         files = _paths(self.options)
         columns = plan_schema.from_json(self.columns_json)
         infos, _ = plan.scan(files, self.tree, columns, self.options.get("onbadfile", "stop"))

@@ -1,0 +1,163 @@
+"""Ingestion throughput, side by side in one run on the same generated files.
+
+(a) Spark `root` source -> Parquet on local[1] and local[2]; (b) one process: uproot -> pyarrow ->
+Parquet with the same reader code; (c) Spark count() only. Reports events/s, events/s per core, and
+the peak RSS of each Python worker (sampled from /proc while the job runs).
+
+Usage: python benchmarks/bench_ingest.py --data DIR [--events-per-class N] [--target-mb MB]
+DIR is filled once with `topotrigger generate` (fast profile), then files are copied until the
+data set reaches --target-mb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from topotrigger.ingest.paths import expand
+from topotrigger.ingest.plan import scan
+from topotrigger.ingest.reader import read_range
+from topotrigger.ingest.stage import pipeline_columns
+
+SPARK_JOB = r"""
+import json, sys, time
+from topotrigger.config import SparkConfig
+from topotrigger.runtime import get_spark
+from topotrigger.ingest.stage import read_events, scan_on_spark
+master, files, out, mode = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
+spark = get_spark(SparkConfig(master=master, fast_start=True, driver_memory="4g"), out + ".run")
+spark.range(1).count()  # warm the Python workers before timing
+start = time.perf_counter()
+infos, _ = scan_on_spark(spark, files, "Delphes", "stop")
+df = read_events(spark, infos, "Delphes", 128 * 1024 * 1024)
+if mode == "count":
+    n = df.count()
+else:
+    df.write.option("compression", "zstd").parquet(out)
+    n = spark.read.parquet(out).count()
+print(json.dumps({"events": n, "seconds": time.perf_counter() - start}))
+spark.stop()
+"""
+
+
+def python_worker_rss() -> dict[int, int]:
+    rss = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"pyspark" not in cmd or b"daemon" not in cmd and b"worker" not in cmd:
+                continue
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    rss[int(pid)] = int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return rss
+
+
+def run_spark(master: str, files: list[str], mode: str) -> dict:
+    peak: dict[int, int] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            for pid, rss in python_worker_rss().items():
+                peak[pid] = max(peak.get(pid, 0), rss)
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run([sys.executable, "-c", SPARK_JOB, master, json.dumps(files), f"{tmp}/out", mode],
+                              capture_output=True, text=True)
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["peak_worker_rss_mb"] = max(peak.values(), default=0) / 2**20
+    return result
+
+
+def run_single_process(files: list[str]) -> dict:
+    import resource
+
+    columns = pipeline_columns()
+    infos, _ = scan(files, "Delphes", columns)
+    start = time.perf_counter()
+    n = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = None
+        for info in infos:
+            for batch in read_range(info.path, "Delphes", columns, 0, info.entries):
+                if writer is None:
+                    writer = pq.ParquetWriter(f"{tmp}/out.parquet", batch.schema, compression="zstd")
+                writer.write_batch(batch)
+                n += batch.num_rows
+        writer.close()
+    return {"events": n, "seconds": time.perf_counter() - start,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def prepare(data: Path, events: int, target_mb: int) -> list[str]:
+    if not (data / "generate" / "manifest.json").exists():
+        subprocess.run([sys.executable, "-m", "topotrigger", "--fast-start", "--master", "local[2]", "--run-dir", str(data),
+                        "generate", "--events", str(events), "--files-per-class", "4"], check=True)
+    base = expand([str(data / "generate" / c) for c in ("qcd", "ttbar", "wjets")])
+    size = sum(os.path.getsize(f) for f in base)
+    copies = max(1, round(target_mb * 2**20 / size))
+    files = []
+    for i in range(copies):
+        for f in base:
+            copy = Path(f).with_name(f"{Path(f).stem}_copy{i}.root") if i else Path(f)
+            if not copy.exists():
+                shutil.copy(f, copy)
+            files.append(str(copy))
+    return files
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("runs/bench-ingest"))
+    parser.add_argument("--events-per-class", type=int, default=6000)
+    parser.add_argument("--target-mb", type=int, default=300)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    files = prepare(args.data, args.events_per_class, args.target_mb)
+    total_mb = sum(os.path.getsize(f) for f in files) / 2**20
+    print(f"{len(files)} files, {total_mb:.0f} MB")
+    rows = {"files": len(files), "megabytes": total_mb}
+    rows["single_process"] = run_single_process(files)
+    for master, cores in (("local[1]", 1), ("local[2]", 2)):
+        rows[f"spark_{master}"] = run_spark(master, files, "write") | {"cores": cores}
+    rows["spark_count_local[2]"] = run_spark("local[2]", files, "count") | {"cores": 2}
+    base = rows["single_process"]["events"] / rows["single_process"]["seconds"]
+    print(f"{'run':24} {'events':>9} {'s':>7} {'ev/s':>9} {'ev/s/core':>9} {'/ single':>8} {'peak RSS MB':>11}")
+    for name, r in rows.items():
+        if not isinstance(r, dict):
+            continue
+        rate = r["events"] / r["seconds"]
+        per_core = rate / r.get("cores", 1)
+        rss = r.get("peak_worker_rss_mb", r.get("peak_rss_mb", 0))
+        print(f"{name:24} {r['events']:9d} {r['seconds']:7.1f} {rate:9.0f} {per_core:9.0f} {per_core / base:8.2f} {rss:11.0f}")
+    l1 = rows["spark_local[1]"]["seconds"]
+    l2 = rows["spark_local[2]"]["seconds"]
+    print(f"local[2] speed-up over local[1]: {l1 / l2:.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""The feature definitions of DESIGN.md section 2: names, cuts and options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HLF_NAMES: tuple[str, ...] = ("HT", "MET", "phiMET", "MT", "nJets", "nBjets", "LepPt", "LepEta", "LepPhi",
+                              "LepIsoCh", "LepIsoGamma", "LepIsoNeu", "LepCharge", "LepIsEle")
+PARTICLE_NAMES: tuple[str, ...] = ("E", "Px", "Py", "Pz", "Pt", "Eta", "Phi", "vtxX", "vtxY", "vtxZ",
+                                   "ChPFIso", "GammaPFIso", "NeuPFIso", "isChHad", "isNeuHad", "isGamma",
+                                   "isEle", "isMu", "Charge")
+N_HLF, N_PARTICLE_FEATURES = len(HLF_NAMES), len(PARTICLE_NAMES)
+
+ISO_CONE = 0.3
+ISO_TRACK_MIN_PT = 0.5
+ISO_CALO_MIN_ET = 1.0
+LEPTON_MIN_PT = 23.0
+LEPTON_MAX_ISO = 0.45
+MAX_TRACKS, MAX_PHOTONS, MAX_NEUTRALS = 450, 150, 200
+MAX_PARTICLES = 1 + MAX_TRACKS + MAX_PHOTONS + MAX_NEUTRALS   # 801
+OWN_TRACK_DR = 1e-4
+JET_MIN_PT, JET_MAX_ETA = 30.0, 2.6
+
+# Cut-flow steps an event reaches (stored per event; "final" means all features are finite).
+CUT_IN, CUT_CANDIDATE, CUT_PT, CUT_ISOLATION, CUT_FINAL = 0, 1, 2, 3, 4
+CUT_NAMES = ("in", "lepton candidate", "lepton pT > 23", "lepton isolated", "final (finite features)")
+
+
+@dataclass(frozen=True)
+class FeatureOptions:
+    """Switches that reproduce the 2019 code's quirks, for comparisons; all off by default."""
+
+    mt_without_sqrt: bool = False        # 2019: MT = 2·MET·pT·(1 − cos Δφ), no square root
+    lepton_choice_by_eta: bool = False   # 2019: electron vs muon decided by comparing η, not pT
+    # 2019: the relative charged iso of every particle had 1 subtracted (right for tracks, whose own
+    # pT was in the sum; wrong for photons and neutral hadrons), and a photon stayed in its own photon sum.
+    legacy_isolation: bool = False

@@ -1,0 +1,283 @@
+"""Selection, isolation, particle lists and high-level features for a batch of events (Numba).
+
+Inputs are flat per-collection columns plus event offsets (what Arrow list<struct> arrays hold);
+outputs are dense arrays. One compiled loop over events: the O(n²) isolation cones need it.
+
+Isolation of a particle p (cone ΔR < 0.3, relative to p's pT or ET):
+    ChPFIso    = Σ PT of tracks with PT > 0.5,
+    GammaPFIso = Σ ET of photons with ET > 1,
+    NeuPFIso   = Σ ET of neutral hadrons with ET > 1,
+each excluding p's own object (a lepton's own track is the track within ΔR < 1e-4 of it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from topotrigger.features.kernels import definitions as d
+
+
+@dataclass
+class Collection:
+    """Flat columns of one collection and its per-event offsets (length n_events + 1)."""
+
+    offsets: np.ndarray
+    columns: dict[str, np.ndarray]
+
+
+@dataclass
+class EventFeatures:
+    cut: np.ndarray          # int8 per event: the last cut-flow step reached (definitions.CUT_*)
+    hlf: np.ndarray          # float32 (n_events, 14); rows of events not final are undefined
+    counts: np.ndarray       # int32 particles per event (0 unless final)
+    particles: np.ndarray    # float32 (sum(counts), 19), event after event, decreasing ΔR from the lepton
+
+
+@numba.njit(cache=True, inline="always")
+def _dphi(a: float, b: float) -> float:
+    x = a - b
+    while x > np.pi:
+        x -= 2 * np.pi
+    while x < -np.pi:
+        x += 2 * np.pi
+    return x
+
+
+@numba.njit(cache=True, inline="always")
+def _dr2(eta1: float, phi1: float, eta2: float, phi2: float) -> float:
+    de = eta1 - eta2
+    dp = _dphi(phi1, phi2)
+    return de * de + dp * dp
+
+
+@numba.njit(cache=True)
+def _cone_sum(eta: float, phi: float, c_off0: int, c_off1: int, c_pt: np.ndarray, c_eta: np.ndarray,
+              c_phi: np.ndarray, min_pt: float, skip: int) -> float:
+    total = 0.0
+    cone2 = d.ISO_CONE * d.ISO_CONE
+    for j in range(c_off0, c_off1):
+        if j == skip or c_pt[j] <= min_pt:
+            continue
+        if _dr2(eta, phi, c_eta[j], c_phi[j]) < cone2:
+            total += c_pt[j]
+    return total
+
+
+@numba.njit(cache=True)
+def _own_track(eta: float, phi: float, t0: int, t1: int, t_eta: np.ndarray, t_phi: np.ndarray) -> int:
+    best, best_dr2 = -1, d.OWN_TRACK_DR * d.OWN_TRACK_DR
+    for j in range(t0, t1):
+        dr2 = _dr2(eta, phi, t_eta[j], t_phi[j])
+        if dr2 < best_dr2:
+            best, best_dr2 = j, dr2
+    return best
+
+
+@numba.njit(cache=True)
+def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
+            p_off, p_et, p_eta, p_phi,
+            n_off, n_et, n_eta, n_phi,
+            e_off, e_pt, e_eta, e_phi, e_q,
+            m_off, m_pt, m_eta, m_phi, m_q,
+            j_off, j_pt, j_eta, j_btag,
+            met_off, met_met, met_phi,
+            mt_without_sqrt, lepton_choice_by_eta, legacy_isolation,
+            cut, hlf, counts, out, max_tracks, max_photons, max_neutrals):
+    n_events = len(t_off) - 1
+    cursor = 0
+    order_buf = np.empty(d.MAX_PARTICLES, dtype=np.int64)
+    dr_buf = np.empty(d.MAX_PARTICLES, dtype=np.float64)
+    rows = np.empty((d.MAX_PARTICLES, d.N_PARTICLE_FEATURES), dtype=np.float64)
+    for ev in range(n_events):
+        t0, t1 = t_off[ev], t_off[ev + 1]
+        p0, p1 = p_off[ev], p_off[ev + 1]
+        n0, n1 = n_off[ev], n_off[ev + 1]
+        e0, e1 = e_off[ev], e_off[ev + 1]
+        m0, m1 = m_off[ev], m_off[ev + 1]
+        cut[ev] = d.CUT_IN
+        counts[ev] = 0
+        if e1 > e0 or m1 > m0:
+            cut[ev] = d.CUT_CANDIDATE
+        # Best qualifying electron and muon: pT > 23 and relative isolation < 0.45.
+        best = np.full(2, -1, dtype=np.int64)
+        best_iso = np.zeros((2, 3))
+        any_pt = False
+        for flavour in range(2):
+            l0, l1 = (e0, e1) if flavour == 0 else (m0, m1)
+            l_pt = e_pt if flavour == 0 else m_pt
+            l_eta = e_eta if flavour == 0 else m_eta
+            l_phi = e_phi if flavour == 0 else m_phi
+            for i in range(l0, l1):
+                if not l_pt[i] > d.LEPTON_MIN_PT:
+                    continue
+                any_pt = True
+                own = _own_track(l_eta[i], l_phi[i], t0, t1, t_eta, t_phi)
+                ch = _cone_sum(l_eta[i], l_phi[i], t0, t1, t_pt, t_eta, t_phi, d.ISO_TRACK_MIN_PT, own) / l_pt[i]
+                ga = _cone_sum(l_eta[i], l_phi[i], p0, p1, p_et, p_eta, p_phi, d.ISO_CALO_MIN_ET, -1) / l_pt[i]
+                ne = _cone_sum(l_eta[i], l_phi[i], n0, n1, n_et, n_eta, n_phi, d.ISO_CALO_MIN_ET, -1) / l_pt[i]
+                if ch + ga + ne < d.LEPTON_MAX_ISO:
+                    if best[flavour] < 0 or l_pt[i] > l_pt[best[flavour]]:
+                        best[flavour] = i
+                        best_iso[flavour, 0], best_iso[flavour, 1], best_iso[flavour, 2] = ch, ga, ne
+        if any_pt:
+            cut[ev] = d.CUT_PT
+        if best[0] < 0 and best[1] < 0:
+            continue
+        cut[ev] = d.CUT_ISOLATION
+        if best[0] >= 0 and best[1] >= 0:
+            if lepton_choice_by_eta:
+                flavour = 0 if e_eta[best[0]] > m_eta[best[1]] else 1
+            else:
+                flavour = 0 if e_pt[best[0]] > m_pt[best[1]] else 1
+        else:
+            flavour = 0 if best[0] >= 0 else 1
+        li = best[flavour]
+        if flavour == 0:
+            lpt, leta, lphi, lq = e_pt[li], e_eta[li], e_phi[li], e_q[li]
+        else:
+            lpt, leta, lphi, lq = m_pt[li], m_eta[li], m_phi[li], m_q[li]
+        own = _own_track(leta, lphi, t0, t1, t_eta, t_phi)
+
+        # High-level features.
+        ht = 0.0
+        nj = 0
+        nb = 0
+        for j in range(j_off[ev], j_off[ev + 1]):
+            if j_pt[j] > d.JET_MIN_PT and abs(j_eta[j]) < d.JET_MAX_ETA:
+                ht += j_pt[j]
+                nj += 1
+                if j_btag[j] > 0:
+                    nb += 1
+        met, mphi = 0.0, 0.0
+        if met_off[ev + 1] > met_off[ev]:
+            met, mphi = met_met[met_off[ev]], met_phi[met_off[ev]]
+        mt2 = 2.0 * met * lpt * (1.0 - np.cos(_dphi(lphi, mphi)))
+        mt = mt2 if mt_without_sqrt else np.sqrt(max(mt2, 0.0))
+        h = hlf[ev]
+        h[0], h[1], h[2], h[3], h[4], h[5] = ht, met, mphi, mt, nj, nb
+        h[6], h[7], h[8] = lpt, leta, lphi
+        h[9], h[10], h[11] = best_iso[flavour, 0], best_iso[flavour, 1], best_iso[flavour, 2]
+        h[12], h[13] = lq, 1.0 if flavour == 0 else 0.0
+
+        # Particle list: lepton, tracks (skipping its own), photons, neutral hadrons; capped.
+        k = 0
+        r = rows[k]
+        _fill(r, lpt, leta, lphi, 0.0, 0.0, 0.0, best_iso[flavour, 0], best_iso[flavour, 1], best_iso[flavour, 2])
+        r[16] = 1.0 if flavour == 0 else 0.0
+        r[17] = 1.0 - r[16]
+        r[18] = lq
+        dr_buf[k] = 0.0
+        k += 1
+        taken = 0
+        for j in range(t0, t1):
+            if taken >= max_tracks:
+                break
+            if j == own or not t_pt[j] > d.ISO_TRACK_MIN_PT:
+                continue
+            ch = _cone_sum(t_eta[j], t_phi[j], t0, t1, t_pt, t_eta, t_phi, d.ISO_TRACK_MIN_PT, j) / t_pt[j]
+            ga = _cone_sum(t_eta[j], t_phi[j], p0, p1, p_et, p_eta, p_phi, d.ISO_CALO_MIN_ET, -1) / t_pt[j]
+            ne = _cone_sum(t_eta[j], t_phi[j], n0, n1, n_et, n_eta, n_phi, d.ISO_CALO_MIN_ET, -1) / t_pt[j]
+            r = rows[k]
+            _fill(r, t_pt[j], t_eta[j], t_phi[j], t_x[j], t_y[j], t_z[j], ch, ga, ne)
+            apid = abs(t_pid[j])
+            r[16] = 1.0 if apid == 11 else 0.0
+            r[17] = 1.0 if apid == 13 else 0.0
+            r[13] = 1.0 - r[16] - r[17]
+            r[18] = np.sign(t_pid[j])
+            dr_buf[k] = _dr2(leta, lphi, t_eta[j], t_phi[j])
+            k += 1
+            taken += 1
+        for flavour_calo in range(2):
+            c0, c1 = (p0, p1) if flavour_calo == 0 else (n0, n1)
+            c_et = p_et if flavour_calo == 0 else n_et
+            c_eta = p_eta if flavour_calo == 0 else n_eta
+            c_phi = p_phi if flavour_calo == 0 else n_phi
+            cap = max_photons if flavour_calo == 0 else max_neutrals
+            taken = 0
+            for j in range(c0, c1):
+                if taken >= cap:
+                    break
+                if not c_et[j] > d.ISO_CALO_MIN_ET:
+                    continue
+                ch = _cone_sum(c_eta[j], c_phi[j], t0, t1, t_pt, t_eta, t_phi, d.ISO_TRACK_MIN_PT, -1) / c_et[j]
+                skip_ga = j if (flavour_calo == 0 and not legacy_isolation) else -1
+                skip_ne = j if flavour_calo == 1 else -1
+                ga = _cone_sum(c_eta[j], c_phi[j], p0, p1, p_et, p_eta, p_phi, d.ISO_CALO_MIN_ET, skip_ga) / c_et[j]
+                ne = _cone_sum(c_eta[j], c_phi[j], n0, n1, n_et, n_eta, n_phi, d.ISO_CALO_MIN_ET, skip_ne) / c_et[j]
+                if legacy_isolation:
+                    ch -= 1.0
+                r = rows[k]
+                _fill(r, c_et[j], c_eta[j], c_phi[j], 0.0, 0.0, 0.0, ch, ga, ne)
+                r[14 if flavour_calo == 1 else 15] = 1.0
+                dr_buf[k] = _dr2(leta, lphi, c_eta[j], c_phi[j])
+                k += 1
+                taken += 1
+
+        # Finite features only; then order by decreasing ΔR (the lepton, ΔR = 0, comes last).
+        finite = True
+        for c in range(d.N_HLF):
+            if not np.isfinite(h[c]):
+                finite = False
+        for i in range(k):
+            for c in range(d.N_PARTICLE_FEATURES):
+                if not np.isfinite(rows[i, c]):
+                    finite = False
+        if not finite:
+            continue
+        cut[ev] = d.CUT_FINAL
+        order = np.argsort(-dr_buf[:k], kind="mergesort")
+        for i in range(k):
+            out[cursor + i] = rows[order[i]]
+        counts[ev] = k
+        cursor += k
+    return cursor
+
+
+@numba.njit(cache=True, inline="always")
+def _fill(r, pt, eta, phi, x, y, z, ch, ga, ne):
+    r[:] = 0.0
+    r[0] = pt * np.cosh(eta)
+    r[1] = pt * np.cos(phi)
+    r[2] = pt * np.sin(phi)
+    r[3] = pt * np.sinh(eta)
+    r[4] = pt
+    r[5] = eta
+    r[6] = phi
+    r[7], r[8], r[9] = x, y, z
+    r[10], r[11], r[12] = ch, ga, ne
+
+
+def compute(collections: dict[str, Collection], options: d.FeatureOptions = d.FeatureOptions(),
+            max_tracks: int = d.MAX_TRACKS, max_photons: int = d.MAX_PHOTONS,
+            max_neutrals: int = d.MAX_NEUTRALS) -> EventFeatures:
+    """Features of every event in the batch (see the module docstring and DESIGN.md section 2)."""
+    t, p, n = collections["EFlowTrack"], collections["EFlowPhoton"], collections["EFlowNeutralHadron"]
+    e, m, j, met = collections["Electron"], collections["MuonTight"], collections["Jet"], collections["MissingET"]
+    n_events = len(t.offsets) - 1
+    bound = (1 + np.minimum(np.diff(t.offsets), max_tracks) + np.minimum(np.diff(p.offsets), max_photons)
+             + np.minimum(np.diff(n.offsets), max_neutrals))
+    cut = np.zeros(n_events, dtype=np.int8)
+    hlf = np.zeros((n_events, d.N_HLF), dtype=np.float64)
+    counts = np.zeros(n_events, dtype=np.int32)
+    out = np.zeros((int(bound.sum()), d.N_PARTICLE_FEATURES), dtype=np.float64)
+
+    def f64(c: Collection, name: str) -> np.ndarray:
+        return np.ascontiguousarray(c.columns[name], dtype=np.float64)
+
+    def off(c: Collection) -> np.ndarray:
+        return np.ascontiguousarray(c.offsets, dtype=np.int64)
+
+    used = _kernel(off(t), f64(t, "PT"), f64(t, "Eta"), f64(t, "Phi"), np.ascontiguousarray(t.columns["PID"], dtype=np.int64),
+                   f64(t, "X"), f64(t, "Y"), f64(t, "Z"),
+                   off(p), f64(p, "ET"), f64(p, "Eta"), f64(p, "Phi"),
+                   off(n), f64(n, "ET"), f64(n, "Eta"), f64(n, "Phi"),
+                   off(e), f64(e, "PT"), f64(e, "Eta"), f64(e, "Phi"), f64(e, "Charge"),
+                   off(m), f64(m, "PT"), f64(m, "Eta"), f64(m, "Phi"), f64(m, "Charge"),
+                   off(j), f64(j, "PT"), f64(j, "Eta"), f64(j, "BTag"),
+                   off(met), f64(met, "MET"), f64(met, "Phi"),
+                   options.mt_without_sqrt, options.lepton_choice_by_eta, options.legacy_isolation,
+                   cut, hlf, counts, out, max_tracks, max_photons, max_neutrals)
+    return EventFeatures(cut, hlf.astype(np.float32), counts, out[:used].astype(np.float32))
