@@ -144,8 +144,37 @@ def ingest(
 
 
 @app.command()
+def features(
+    ctx: typer.Context,
+    input: Annotated[Optional[str], typer.Option("--input", "-i", help="Ingested Parquet directory [default: RUN_DIR/ingest].")] = None,
+    out: Annotated[Optional[str], typer.Option(help="Output directory [default: RUN_DIR/features].")] = None,
+    layout: Annotated[Optional[str], typer.Option(help="compact or anchor (features.layout).")] = None,
+    test_fraction: Annotated[Optional[float], typer.Option(help="Test share of each class (features.test_fraction).")] = None,
+    balance: Annotated[Optional[str], typer.Option(help="undersample or none (features.balance).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of balancing, split and shuffle (features.seed).")] = None,
+    per_event_standardisation: Annotated[Optional[bool], typer.Option("--per-event-standardisation/--no-per-event-standardisation", help="2019 per-event particle scaling (features.per_event_standardisation).")] = None,
+    mt_without_sqrt: Annotated[bool, typer.Option(help="2019 quirk: MT without the square root.")] = False,
+    lepton_choice_by_eta: Annotated[bool, typer.Option(help="2019 quirk: choose electron vs muon by eta.")] = False,
+    legacy_isolation: Annotated[bool, typer.Option(help="2019 quirk: isolation as the 2019 code computed it.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+) -> None:
+    """Select events and build scaled HLF + particle features; balanced, seeded train/test Parquet."""
+    from topotrigger.features.kernels.definitions import FeatureOptions
+    from topotrigger.features.stage import features as run_features
+    from topotrigger.reporting import print_features
+
+    state = _state(ctx)
+    cfg = state.config(**{"features.layout": layout, "features.test_fraction": test_fraction, "features.balance": balance,
+                          "features.seed": seed, "features.per_event_standardisation": per_event_standardisation})
+    options = FeatureOptions(mt_without_sqrt, lepton_choice_by_eta, legacy_isolation)
+    result = run_features(cfg.features, input or str(cfg.run_dir / "ingest"), out or str(cfg.run_dir / "features"),
+                          _spark(state, cfg), overwrite, options)
+    print_features(console, result)
+
+
+@app.command()
 def run(ctx: typer.Context) -> None:
-    """Run the whole pipeline as far as it exists: generate -> ingest, in RUN_DIR."""
+    """Run the whole pipeline as far as it exists: generate -> ingest -> features, in RUN_DIR."""
     from topotrigger.pipeline import run_pipeline
 
     state = _state(ctx)

@@ -11,7 +11,8 @@ from rich.console import Console
 from topotrigger.config import Config
 from topotrigger.generate.stage import generate
 from topotrigger.ingest.stage import ingest
-from topotrigger.reporting import print_generate, print_ingest
+from topotrigger.features.stage import features, manifest_digest
+from topotrigger.reporting import print_features, print_generate, print_ingest
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -28,6 +29,16 @@ def _ingest_is_current(out: Path, generated_files: list[dict]) -> bool:
     return have == want and not done["skipped"]
 
 
+def _features_is_current(out: Path, ingested: Path, cfg: Config) -> bool:
+    """True if `out` was made from the current ingestion with the current settings."""
+    metadata, manifest = out / "metadata.json", ingested / "_manifest.json"
+    if not (metadata.is_file() and manifest.is_file()):
+        return False
+    done = json.loads(metadata.read_text())
+    return (done["settings"] == cfg.features.model_dump(mode="json")
+            and done.get("input_manifest_sha256") == manifest_digest(json.loads(manifest.read_text())))
+
+
 def run_pipeline(cfg: Config, spark: "SparkSession", console: Console) -> None:
     run_dir = cfg.run_dir.resolve()
     console.rule(f"generate -> {run_dir / 'generate'}")
@@ -40,4 +51,11 @@ def run_pipeline(cfg: Config, spark: "SparkSession", console: Console) -> None:
     else:
         inputs = [str(run_dir / "generate" / c) for c in cfg.generate.classes]
         print_ingest(console, ingest(cfg.ingest, inputs, str(run_dir / "ingest"), spark, overwrite=True))
+
+    console.rule(f"features -> {run_dir / 'features'}")
+    if _features_is_current(run_dir / "features", run_dir / "ingest", cfg):
+        console.print("training datasets are up to date; skipped")
+    else:
+        print_features(console, features(cfg.features, str(run_dir / "ingest"), str(run_dir / "features"), spark,
+                                         overwrite=True))
     console.print(f"done: outputs in {run_dir}")

@@ -9,6 +9,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from topotrigger.generate.stage import GenerateResult
+    from topotrigger.features.stage import FeaturesResult
     from topotrigger.ingest.stage import IngestResult
 
 
@@ -44,3 +45,18 @@ def print_ingest(console: Console, result: "IngestResult") -> None:
     console.print(f"{total} events in {result.seconds:.1f} s ({total / max(result.seconds, 1e-9):.0f} events/s)")
     for bad in result.skipped:
         console.print(f"skipped {bad['path']}: {bad['reason']}", markup=False)
+
+
+def print_features(console: Console, result: "FeaturesResult") -> None:
+    table = Table(title="selection cut flow (events reaching each step)")
+    steps = list(next(iter(result.cutflow.values())))
+    table.add_column("class")
+    for step in steps:
+        table.add_column(step, justify="right")
+    for name, flow in result.cutflow.items():
+        table.add_row(name, *(str(flow[s]) for s in steps))
+    console.print(table)
+    for split, counts in result.counts.items():
+        console.print(f"{split}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    console.print(f"{result.events_in} input events in {result.seconds:.1f} s "
+                  f"({result.events_in / max(result.seconds, 1e-9):.0f} events/s); written to {result.out}")

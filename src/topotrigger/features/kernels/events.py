@@ -84,7 +84,7 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
             m_off, m_pt, m_eta, m_phi, m_q,
             j_off, j_pt, j_eta, j_btag,
             met_off, met_met, met_phi,
-            mt_without_sqrt, lepton_choice_by_eta, legacy_isolation,
+            mt_without_sqrt, lepton_choice_by_eta, legacy_isolation, bad_input,
             cut, hlf, counts, out, max_tracks, max_photons, max_neutrals):
     n_events = len(t_off) - 1
     cursor = 0
@@ -217,7 +217,7 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
                 taken += 1
 
         # Finite features only; then order by decreasing ΔR (the lepton, ΔR = 0, comes last).
-        finite = True
+        finite = not bad_input[ev]
         for c in range(d.N_HLF):
             if not np.isfinite(h[c]):
                 finite = False
@@ -250,6 +250,18 @@ def _fill(r, pt, eta, phi, x, y, z, ch, ga, ne):
     r[10], r[11], r[12] = ch, ga, ne
 
 
+def _bad_input(collections: dict[str, Collection], n_events: int) -> np.ndarray:
+    """Events with a NaN or infinite value anywhere in their input objects."""
+    bad = np.zeros(n_events, dtype=np.bool_)
+    for c in collections.values():
+        for values in c.columns.values():
+            if values.dtype.kind == "f":
+                where = np.flatnonzero(~np.isfinite(values[c.offsets[0]:c.offsets[-1]])) + c.offsets[0]
+                if len(where):
+                    bad[np.searchsorted(c.offsets, where, side="right") - 1] = True
+    return bad
+
+
 def compute(collections: dict[str, Collection], options: d.FeatureOptions = d.FeatureOptions(),
             max_tracks: int = d.MAX_TRACKS, max_photons: int = d.MAX_PHOTONS,
             max_neutrals: int = d.MAX_NEUTRALS) -> EventFeatures:
@@ -279,5 +291,5 @@ def compute(collections: dict[str, Collection], options: d.FeatureOptions = d.Fe
                    off(j), f64(j, "PT"), f64(j, "Eta"), f64(j, "BTag"),
                    off(met), f64(met, "MET"), f64(met, "Phi"),
                    options.mt_without_sqrt, options.lepton_choice_by_eta, options.legacy_isolation,
-                   cut, hlf, counts, out, max_tracks, max_photons, max_neutrals)
+                   _bad_input(collections, n_events), cut, hlf, counts, out, max_tracks, max_photons, max_neutrals)
     return EventFeatures(cut, hlf.astype(np.float32), counts, out[:used].astype(np.float32))

@@ -1,0 +1,40 @@
+"""The two output layouts of a training dataset (DESIGN.md section 3), built from scaled arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from topotrigger.features.arrow import fixed_list, nested_list
+from topotrigger.features.kernels.definitions import MAX_PARTICLES, N_PARTICLE_FEATURES
+
+N_CLASSES = 3
+
+COMPACT_SCHEMA = "label int, hlf array<float>, particles array<array<float>>"
+ANCHOR_SCHEMA = "HLF_input array<double>, GRU_input array<array<double>>, encoded_label array<double>, label int"
+
+
+def compact(labels: np.ndarray, hlf: np.ndarray, particles: np.ndarray, counts: np.ndarray) -> dict[str, pa.Array]:
+    return {"label": pa.array(labels.astype(np.int32)), "hlf": fixed_list(hlf.astype(np.float32)),
+            "particles": nested_list(particles.astype(np.float32), counts, N_PARTICLE_FEATURES)}
+
+
+def pad(particles: np.ndarray, counts: np.ndarray, length: int = MAX_PARTICLES) -> np.ndarray:
+    """(events, length, features) zero-padded at the end of each sequence."""
+    out = np.zeros((len(counts), length, particles.shape[1]), dtype=np.float64)
+    event = np.repeat(np.arange(len(counts)), counts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else np.zeros(0, dtype=np.int64)
+    position = np.arange(len(event)) - np.repeat(starts, counts)
+    out[event, position] = particles
+    return out
+
+
+def anchor(labels: np.ndarray, hlf: np.ndarray, particles: np.ndarray, counts: np.ndarray) -> dict[str, pa.Array]:
+    """The public 2020 layout: HLF_input (14 doubles), GRU_input (801 × 19, zero-padded), one-hot label."""
+    padded = pad(particles, counts)
+    n = len(labels)
+    steps = fixed_list(padded.reshape(n * MAX_PARTICLES, N_PARTICLE_FEATURES))
+    gru = pa.ListArray.from_arrays(pa.array(np.arange(0, n * MAX_PARTICLES + 1, MAX_PARTICLES, dtype=np.int32)), steps)
+    return {"HLF_input": fixed_list(hlf.astype(np.float64)), "GRU_input": gru,
+            "encoded_label": fixed_list(np.eye(N_CLASSES)[labels].astype(np.float64)),
+            "label": pa.array(labels.astype(np.int32))}

@@ -1,0 +1,252 @@
+"""The `features` stage on Spark: features per partition (mapInArrow), cut flow, balance, split, scale, write.
+
+    OUT/train/        Parquet, shuffled      (compact: label, hlf, particles; anchor: HLF_input, GRU_input, encoded_label, label)
+    OUT/test/         Parquet
+    OUT/metadata.json feature names, scaler parameters, cut flow per class, counts, seeds, options, versions
+
+Sampling is by a seeded hash of each event's content, not by row position, so the same input and
+seed give the same datasets whatever the partitioning or the number of executors. Undersampling
+and the train/test split take exact per-class counts: the k-th smallest hash of each class is the
+threshold (found on a narrow (label, hash) projection).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from topotrigger import __version__
+from topotrigger.config import FeaturesConfig
+from topotrigger.errors import InputError, MissingInputError, OutputExistsError
+from topotrigger.features import layouts
+from topotrigger.features.arrow import collections_of, feature_columns
+from topotrigger.features.kernels import definitions as d
+from topotrigger.features.kernels.events import compute
+from topotrigger.features.scaling import Moments, Scaler
+from topotrigger.io.delphes import PIPELINE_COLLECTIONS
+from topotrigger.io.hadoop import HadoopFS
+from topotrigger.io.versions import software_versions
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+COMPUTED_SCHEMA = "label int, sample string, key bigint, cut tinyint, hlf array<float>, particles array<array<float>>"
+MOMENTS_SCHEMA = "hlf_min array<double>, hlf_max array<double>, n double, total array<double>, total_sq array<double>"
+
+
+@dataclass
+class FeaturesResult:
+    out: str
+    cutflow: dict[str, dict[str, int]]
+    counts: dict[str, dict[str, int]]
+    seconds: float
+    events_in: int
+
+
+# ---- functions run on executors (module level, so they pickle by reference) -------------------
+
+def _cast(batch_columns: dict[str, pa.Array], schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays(list(batch_columns.values()), list(batch_columns)).cast(schema)
+
+
+def compute_batches(batches: Iterator[pa.RecordBatch], options: dict[str, bool], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    opts = d.FeatureOptions(**options)
+    for batch in batches:
+        features = compute(collections_of(batch), opts)
+        yield _cast({"label": batch.column("label"), "sample": batch.column("sample"), "key": batch.column("key"),
+                     **feature_columns(features)}, schema)
+
+
+def _arrays(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    hlf = pc.list_flatten(batch.column("hlf")).to_numpy(zero_copy_only=False).reshape(-1, d.N_HLF)
+    col = batch.column("particles")
+    counts = pc.list_value_length(col).to_numpy(zero_copy_only=False).astype(np.int64)
+    particles = pc.list_flatten(pc.list_flatten(col)).to_numpy(zero_copy_only=False).reshape(-1, d.N_PARTICLE_FEATURES)
+    return hlf, particles, counts
+
+
+def moment_batches(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    total: Moments | None = None
+    for batch in batches:
+        hlf, particles, _ = _arrays(batch)
+        part = Moments.of(hlf, particles)
+        total = part if total is None else total.merge(part)
+    if total is not None:
+        yield _cast({"hlf_min": pa.array([total.hlf_min]), "hlf_max": pa.array([total.hlf_max]), "n": pa.array([total.n]),
+                     "total": pa.array([total.total]), "total_sq": pa.array([total.total_sq])}, schema)
+
+
+def transform_batches(batches: Iterator[pa.RecordBatch], scaler: dict[str, Any], layout: str,
+                      schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    scale = Scaler(**scaler)
+    build = layouts.anchor if layout == "anchor" else layouts.compact
+    for batch in batches:
+        hlf, particles, counts = _arrays(batch)
+        labels = batch.column("label").to_numpy(zero_copy_only=False)
+        yield _cast(build(labels, scale.transform_hlf(hlf), scale.transform_particles(particles, counts), counts), schema)
+
+
+# ---- driver side ------------------------------------------------------------------------------
+
+def _check_input(spark: "SparkSession", path: str, fs: HadoopFS) -> "DataFrame":
+    if not fs.exists(path):
+        raise MissingInputError(f"input not found: {path}")
+    try:
+        events = spark.read.parquet(path)
+    except Exception as exc:  # AnalysisException: not Parquet, empty directory...
+        raise InputError(f"{path} is not an ingested Parquet dataset ({str(exc).splitlines()[0][:200]})") from None
+    have = {f.name: f for f in events.schema.fields}
+    missing = [name for name in ("label", "sample") if name not in have]
+    for collection, fields in PIPELINE_COLLECTIONS.items():
+        if collection not in have:
+            missing.append(collection)
+            continue
+        inner = set(have[collection].dataType.elementType.fieldNames())
+        missing += [f"{collection}.{f}" for f in fields if f not in inner]
+    if missing:
+        raise InputError(f"{path} lacks input columns: {', '.join(missing)}")
+    return events
+
+
+def _spark_schema_arrow(spark: "SparkSession", ddl: str) -> tuple[Any, pa.Schema]:
+    from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.types import _parse_datatype_string
+
+    struct = _parse_datatype_string(ddl)
+    return struct, to_arrow_schema(struct)
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """A digest of an input manifest, independent of its formatting."""
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+def cutflow_table(rows: list[tuple[int, int, int]], label_names: dict[int, str]) -> dict[str, dict[str, int]]:
+    """{class: {step: events reaching at least that step}} from (label, last step reached, count)."""
+    table: dict[str, dict[str, int]] = {}
+    for label in sorted({r[0] for r in rows}):
+        reached = [0] * len(d.CUT_NAMES)
+        for lab, cut, count in rows:
+            if lab == label:
+                for step in range(cut + 1):
+                    reached[step] += count
+        table[label_names.get(label, str(label))] = dict(zip(d.CUT_NAMES, reached))
+    return table
+
+
+def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSession", overwrite: bool = False,
+             options: d.FeatureOptions = d.FeatureOptions()) -> FeaturesResult:
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    start = time.perf_counter()
+    input_path = input_path if "://" in input_path else os.path.abspath(input_path)
+    out = out if "://" in out else os.path.abspath(out)
+    fs = HadoopFS(spark, out)
+    if fs.exists(out) and not overwrite:
+        raise OutputExistsError(f"output {out} exists; pass --overwrite to replace it")
+    events = _check_input(spark, input_path, fs)
+    label_names: dict[int, str] = {}
+    manifest_sha256 = None
+    manifest_path = f"{input_path}/_manifest.json"
+    if fs.exists(manifest_path):
+        manifest = json.loads(fs.read_text(manifest_path))
+        manifest_sha256 = manifest_digest(manifest)
+        label_names = {f["label"]: f["sample"] for f in manifest.get("inputs", [])}
+
+    tmp = f"{out.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
+    # 1. Features of every event, with the cut-flow step it reached; kept on disk for the passes below.
+    keyed = events.select(*PIPELINE_COLLECTIONS, "label", "sample",
+                          F.xxhash64("label", "sample", *PIPELINE_COLLECTIONS).alias("key"))
+    struct, arrow_schema = _spark_schema_arrow(spark, COMPUTED_SCHEMA)
+    computed = keyed.mapInArrow(functools.partial(compute_batches, options=asdict(options), schema=arrow_schema), struct)
+    computed.write.parquet(f"{tmp}/_all")
+    everything = spark.read.parquet(f"{tmp}/_all")
+
+    flow_rows = [(r.label, r.cut, r["count"]) for r in everything.groupBy("label", "cut").count().collect()]
+    cutflow = cutflow_table(flow_rows, label_names)
+    events_in = sum(r[2] for r in flow_rows)
+    selected = everything.where(F.col("cut") == d.CUT_FINAL)
+    per_class = {r.label: r["count"] for r in selected.groupBy("label").count().collect()}
+    if not per_class or min(per_class.values()) == 0:
+        fs.delete(tmp)
+        raise InputError(f"no event of {input_path} passes the selection: nothing to train on")
+
+    # 2. Balance and split with exact per-class counts: thresholds on a seeded content hash.
+    keep = {lab: (min(per_class.values()) if cfg.balance == "undersample" else n) for lab, n in per_class.items()}
+    n_test = {lab: int(round(cfg.test_fraction * k)) for lab, k in keep.items()}
+    hashed = selected.withColumn("h", F.xxhash64(F.lit(cfg.seed), "key"))
+    ranks = (hashed.select("label", "h")
+             .withColumn("rank", F.row_number().over(Window.partitionBy("label").orderBy("h", "label"))))
+    wanted = [(lab, k) for lab, k in keep.items()] + [(lab, k) for lab, k in n_test.items() if k > 0]
+    condition = functools.reduce(lambda a, b: a | b, [(F.col("label") == lab) & (F.col("rank") == k) for lab, k in wanted])
+    cuts = {(r.label, r["rank"]): r.h for r in ranks.where(condition).collect()}
+    keep_h = {lab: cuts[(lab, k)] for lab, k in keep.items()}
+    test_h = {lab: cuts.get((lab, k)) for lab, k in n_test.items()}
+
+    def below(thresholds: dict[int, int | None]):
+        terms = [(F.col("label") == lab) & (F.col("h") <= h) for lab, h in thresholds.items() if h is not None]
+        return functools.reduce(lambda a, b: a | b, terms) if terms else F.lit(False)
+
+    kept = hashed.where(below(keep_h))
+    test = kept.where(below(test_h))
+    train = kept.where(~below(test_h))
+
+    # 3. Scalers from the training split only.
+    m_struct, m_arrow = _spark_schema_arrow(spark, MOMENTS_SCHEMA)
+    parts = train.select("hlf", "particles").mapInArrow(functools.partial(moment_batches, schema=m_arrow), m_struct).collect()
+    moments = functools.reduce(Moments.merge, [Moments(np.array(r.hlf_min), np.array(r.hlf_max), r.n,
+                                                       np.array(r.total), np.array(r.total_sq)) for r in parts])
+    scaler = Scaler.fit(moments, per_event=cfg.per_event_standardisation)
+
+    # 4. Scaled datasets; the training set in a seeded random order.
+    ddl = layouts.ANCHOR_SCHEMA if cfg.layout == "anchor" else layouts.COMPACT_SCHEMA
+    o_struct, o_arrow = _spark_schema_arrow(spark, ddl)
+    transform = functools.partial(transform_batches, scaler=scaler.to_dict(), layout=cfg.layout, schema=o_arrow)
+    shuffled = train.orderBy(F.xxhash64(F.lit(cfg.seed + 1), "key")).select("label", "hlf", "particles")
+    shuffled.mapInArrow(transform, o_struct).write.option("compression", "zstd").parquet(f"{tmp}/train")
+    (test.orderBy("label", "h").select("label", "hlf", "particles").mapInArrow(transform, o_struct)
+     .write.option("compression", "zstd").parquet(f"{tmp}/test"))
+
+    counts = {}
+    for split in ("train", "test"):
+        rows = spark.read.parquet(f"{tmp}/{split}").groupBy("label").count().collect()
+        counts[split] = {label_names.get(r.label, str(r.label)): r["count"] for r in sorted(rows)}
+    seconds = time.perf_counter() - start
+    metadata = {
+        "stage": "features",
+        "code_version": __version__,
+        "input": input_path,
+        "input_manifest_sha256": manifest_sha256,
+        "layout": cfg.layout,
+        "hlf_names": list(d.HLF_NAMES),
+        "particle_names": list(d.PARTICLE_NAMES),
+        "max_particles": d.MAX_PARTICLES,
+        "label_names": {str(k): v for k, v in sorted(label_names.items())},
+        "scaler": scaler.to_dict(),
+        "cutflow": cutflow,
+        "counts": counts,
+        "seeds": {"balance_split": cfg.seed, "shuffle": cfg.seed + 1},
+        "settings": cfg.model_dump(mode="json"),
+        "options": asdict(options),
+        "particle_order": "decreasing dR from the lepton (the lepton last)",
+        "seconds": seconds,
+        "software": software_versions(),
+    }
+    fs.delete(f"{tmp}/_all")
+    fs.write_text(f"{tmp}/metadata.json", json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    if fs.exists(out):
+        fs.delete(out)
+    fs.rename(tmp, out)
+    return FeaturesResult(out, cutflow, counts, seconds, events_in)

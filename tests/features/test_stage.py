@@ -1,0 +1,98 @@
+"""The features stage on Spark: cut flow, balance, disjoint split, train-only scaling, both layouts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from topotrigger.config import FeaturesConfig, GenerateConfig, IngestConfig
+from topotrigger.errors import InputError, MissingInputError, OutputExistsError
+from topotrigger.features.kernels import definitions as d
+from topotrigger.features.stage import features
+from topotrigger.generate.stage import generate
+from topotrigger.ingest.stage import ingest
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def ingested(spark, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("features")
+    generate(GenerateConfig(events=80, files_per_class=1, seed=21), root / "generate", spark, progress=False, plots=False)
+    ingest(IngestConfig(), [str(root / "generate")], str(root / "ingest"), spark)
+    return root / "ingest"
+
+
+@pytest.fixture(scope="module")
+def compact(spark, ingested: Path) -> Path:
+    out = ingested.parent / "compact"
+    features(FeaturesConfig(seed=5), str(ingested), str(out), spark)
+    return out
+
+
+def load(spark, path: Path) -> list:
+    return spark.read.parquet(str(path)).collect()
+
+
+def test_cutflow_adds_up_and_metadata(compact: Path) -> None:
+    meta = json.loads((compact / "metadata.json").read_text())
+    assert set(meta["cutflow"]) == {"qcd", "ttbar", "wjets"}
+    for flow in meta["cutflow"].values():
+        steps = [flow[name] for name in d.CUT_NAMES]
+        assert steps[0] == 80 and all(a >= b for a, b in zip(steps, steps[1:]))
+    assert meta["hlf_names"] == list(d.HLF_NAMES) and meta["particle_names"] == list(d.PARTICLE_NAMES)
+    smallest = min(flow["final (finite features)"] for flow in meta["cutflow"].values())
+    train, test = meta["counts"]["train"], meta["counts"]["test"]
+    assert len(set(train.values())) == 1 and len(set(test.values())) == 1          # balanced
+    assert next(iter(train.values())) + next(iter(test.values())) == smallest      # undersampled to the smallest
+    assert next(iter(test.values())) == round(0.2 * smallest)
+
+
+def test_train_and_test_are_disjoint_and_scaled_on_train(spark, compact: Path) -> None:
+    train, test = load(spark, compact / "train"), load(spark, compact / "test")
+    key = lambda r: tuple(np.round(r.hlf, 5))  # noqa: E731
+    assert not {key(r) for r in train} & {key(r) for r in test}
+    hlf = np.array([r.hlf for r in train])
+    varying = hlf.max(axis=0) > hlf.min(axis=0)
+    np.testing.assert_allclose(hlf.min(axis=0)[varying], 0.0, atol=1e-6)
+    np.testing.assert_allclose(hlf.max(axis=0)[varying], 1.0, atol=1e-6)
+    particles = np.concatenate([np.array(r.particles) for r in train])
+    assert particles.shape[1] == d.N_PARTICLE_FEATURES
+    spread = particles.std(axis=0) > 0
+    np.testing.assert_allclose(particles.mean(axis=0)[spread], 0.0, atol=1e-3)
+    np.testing.assert_allclose(particles.std(axis=0)[spread], 1.0, atol=1e-3)
+    meta = json.loads((compact / "metadata.json").read_text())
+    assert len(meta["scaler"]["hlf_min"]) == d.N_HLF and len(meta["scaler"]["particle_mean"]) == d.N_PARTICLE_FEATURES
+
+
+def test_same_seed_same_datasets_and_anchor_layout(spark, ingested: Path, compact: Path) -> None:
+    again = ingested.parent / "again"
+    features(FeaturesConfig(seed=5), str(ingested), str(again), spark)
+    assert [r.asDict() for r in load(spark, again / "test")] == [r.asDict() for r in load(spark, compact / "test")]
+    anchor = ingested.parent / "anchor"
+    features(FeaturesConfig(seed=5, layout="anchor"), str(ingested), str(anchor), spark)
+    df = spark.read.parquet(str(anchor / "test"))
+    assert df.columns == ["HLF_input", "GRU_input", "encoded_label", "label"]
+    rows, ref = df.collect(), load(spark, compact / "test")
+    for row, expected in zip(rows, ref):
+        assert len(row.HLF_input) == d.N_HLF and len(row.GRU_input) == d.MAX_PARTICLES
+        assert all(len(step) == d.N_PARTICLE_FEATURES for step in row.GRU_input)
+        assert row.encoded_label == [1.0 if i == row.label else 0.0 for i in range(3)]
+        n = len(expected.particles)
+        np.testing.assert_allclose(np.array(row.GRU_input[:n]), np.array(expected.particles), rtol=1e-6)
+        assert not np.any(np.array(row.GRU_input[n:]))
+        np.testing.assert_allclose(row.HLF_input, expected.hlf, rtol=1e-6)
+
+
+def test_bad_inputs(spark, ingested: Path, compact: Path, tmp_path: Path) -> None:
+    with pytest.raises(OutputExistsError):
+        features(FeaturesConfig(), str(ingested), str(compact), spark)
+    broken = tmp_path / "broken"
+    spark.read.parquet(str(ingested)).drop("Jet").write.parquet(str(broken))
+    with pytest.raises(InputError, match="lacks input columns: Jet"):
+        features(FeaturesConfig(), str(broken), str(tmp_path / "out"), spark)
+    with pytest.raises(MissingInputError, match="not found"):
+        features(FeaturesConfig(), str(tmp_path / "missing"), str(tmp_path / "out"), spark)
