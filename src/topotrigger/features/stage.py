@@ -5,9 +5,10 @@
     OUT/metadata.json feature names, scaler parameters, cut flow per class, counts, seeds, options, versions
 
 Sampling is by a seeded hash of each event's content, not by row position, so the same input and
-seed give the same datasets whatever the partitioning or the number of executors. Undersampling
-and the train/test split take exact per-class counts: the k-th smallest hash of each class is the
-threshold (found on a narrow (label, hash) projection).
+seed give the same datasets whatever the partitioning or the number of executors (identical events,
+e.g. from copied files, are told apart by a row id and may then swap places). Undersampling and the
+train/test split take exact per-class counts: the k-th smallest (hash, row id) of each class is the
+threshold, found on a narrow (label, hash, row id) projection.
 """
 
 from __future__ import annotations
@@ -166,13 +167,24 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
         label_names = {f["label"]: f["sample"] for f in manifest.get("inputs", [])}
 
     tmp = f"{out.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
+    timings: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        timings[name] = round(now - mark, 3)
+        mark = now
+
     # 1. Features of every event, with the cut-flow step it reached; kept on disk for the passes below.
     keyed = events.select(*PIPELINE_COLLECTIONS, "label", "sample",
                           F.xxhash64("label", "sample", *PIPELINE_COLLECTIONS).alias("key"))
     struct, arrow_schema = _spark_schema_arrow(spark, COMPUTED_SCHEMA)
     computed = keyed.mapInArrow(functools.partial(compute_batches, options=asdict(options), schema=arrow_schema), struct)
-    computed.write.parquet(f"{tmp}/_all")
+    # A row id, fixed once written, breaks ties between identical events (copied input files).
+    computed.withColumn("rid", F.monotonically_increasing_id()).write.parquet(f"{tmp}/_all")
     everything = spark.read.parquet(f"{tmp}/_all")
+    lap("select_and_compute")
 
     flow_rows = [(r.label, r.cut, r["count"]) for r in everything.groupBy("label", "cut").count().collect()]
     cutflow = cutflow_table(flow_rows, label_names)
@@ -187,21 +199,24 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
     keep = {lab: (min(per_class.values()) if cfg.balance == "undersample" else n) for lab, n in per_class.items()}
     n_test = {lab: int(round(cfg.test_fraction * k)) for lab, k in keep.items()}
     hashed = selected.withColumn("h", F.xxhash64(F.lit(cfg.seed), "key"))
-    ranks = (hashed.select("label", "h")
-             .withColumn("rank", F.row_number().over(Window.partitionBy("label").orderBy("h", "label"))))
+    ranks = (hashed.select("label", "h", "rid")
+             .withColumn("rank", F.row_number().over(Window.partitionBy("label").orderBy("h", "rid"))))
     wanted = [(lab, k) for lab, k in keep.items()] + [(lab, k) for lab, k in n_test.items() if k > 0]
     condition = functools.reduce(lambda a, b: a | b, [(F.col("label") == lab) & (F.col("rank") == k) for lab, k in wanted])
-    cuts = {(r.label, r["rank"]): r.h for r in ranks.where(condition).collect()}
+    cuts = {(r.label, r["rank"]): (r.h, r.rid) for r in ranks.where(condition).collect()}
     keep_h = {lab: cuts[(lab, k)] for lab, k in keep.items()}
     test_h = {lab: cuts.get((lab, k)) for lab, k in n_test.items()}
 
-    def below(thresholds: dict[int, int | None]):
-        terms = [(F.col("label") == lab) & (F.col("h") <= h) for lab, h in thresholds.items() if h is not None]
+    def below(thresholds: dict[int, tuple[int, int] | None]):
+        """Rows at or before each class's threshold in (h, rid) order."""
+        terms = [(F.col("label") == lab) & ((F.col("h") < t[0]) | ((F.col("h") == t[0]) & (F.col("rid") <= t[1])))
+                 for lab, t in thresholds.items() if t is not None]
         return functools.reduce(lambda a, b: a | b, terms) if terms else F.lit(False)
 
     kept = hashed.where(below(keep_h))
     test = kept.where(below(test_h))
     train = kept.where(~below(test_h))
+    lap("cutflow_balance_split")
 
     # 3. Scalers from the training split only.
     m_struct, m_arrow = _spark_schema_arrow(spark, MOMENTS_SCHEMA)
@@ -209,6 +224,7 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
     moments = functools.reduce(Moments.merge, [Moments(np.array(r.hlf_min), np.array(r.hlf_max), r.n,
                                                        np.array(r.total), np.array(r.total_sq)) for r in parts])
     scaler = Scaler.fit(moments, per_event=cfg.per_event_standardisation)
+    lap("fit_scalers")
 
     # 4. Scaled datasets; the training set in a seeded random order.
     ddl = layouts.ANCHOR_SCHEMA if cfg.layout == "anchor" else layouts.COMPACT_SCHEMA
@@ -216,8 +232,10 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
     transform = functools.partial(transform_batches, scaler=scaler.to_dict(), layout=cfg.layout, schema=o_arrow)
     shuffled = train.orderBy(F.xxhash64(F.lit(cfg.seed + 1), "key")).select("label", "hlf", "particles")
     shuffled.mapInArrow(transform, o_struct).write.option("compression", "zstd").parquet(f"{tmp}/train")
-    (test.orderBy("label", "h").select("label", "hlf", "particles").mapInArrow(transform, o_struct)
+    lap("write_train")
+    (test.orderBy("label", "h", "rid").select("label", "hlf", "particles").mapInArrow(transform, o_struct)
      .write.option("compression", "zstd").parquet(f"{tmp}/test"))
+    lap("write_test")
 
     counts = {}
     for split in ("train", "test"):
@@ -242,6 +260,7 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
         "options": asdict(options),
         "particle_order": "decreasing dR from the lepton (the lepton last)",
         "seconds": seconds,
+        "timings_s": timings,
         "software": software_versions(),
     }
     fs.delete(f"{tmp}/_all")
