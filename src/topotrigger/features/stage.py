@@ -177,8 +177,11 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
         mark = now
 
     # 1. Features of every event, with the cut-flow step it reached; kept on disk for the passes below.
+    # The event's identity for seeded sampling: hashing the small collections is enough to tell events
+    # apart (MET alone is a continuous value) and avoids hashing thousands of EFlow values per event.
     keyed = events.select(*PIPELINE_COLLECTIONS, "label", "sample",
-                          F.xxhash64("label", "sample", *PIPELINE_COLLECTIONS).alias("key"))
+                          F.xxhash64("label", "sample", "MissingET", "Electron", "MuonTight", "Jet",
+                                     F.size("EFlowTrack"), F.size("EFlowPhoton")).alias("key"))
     struct, arrow_schema = _spark_schema_arrow(spark, COMPUTED_SCHEMA)
     computed = keyed.mapInArrow(functools.partial(compute_batches, options=asdict(options), schema=arrow_schema), struct)
     # A row id, fixed once written, breaks ties between identical events (copied input files).
