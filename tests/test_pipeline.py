@@ -14,13 +14,16 @@ pytestmark = pytest.mark.spark
 
 
 def test_run_then_rerun_skips_finished_work(spark, tmp_path: Path) -> None:
-    cfg = load_config(overrides={"run_dir": str(tmp_path / "run"), "generate.events": 12, "generate.files_per_class": 1})
+    cfg = load_config(overrides={"run_dir": str(tmp_path / "run"), "generate.events": 40, "generate.files_per_class": 1,
+                                  "train.epochs": 2})
     console = Console(record=True, width=120)
     run_pipeline(cfg, spark, console)
     ingested = spark.read.parquet(str(tmp_path / "run" / "ingest"))
-    assert {r.label: r["count"] for r in ingested.groupBy("label").count().collect()} == {0: 12, 1: 12, 2: 12}
+    assert {r.label: r["count"] for r in ingested.groupBy("label").count().collect()} == {0: 40, 1: 40, 2: 40}
     first = console.export_text()
     assert "ingested events" in first
     run_pipeline(cfg, spark, console)
     second = console.export_text()  # export_text() clears what it returned
-    assert "3 file(s) were already complete" in second and "up to date; skipped" in second
+    assert "3 file(s) were already complete" in second and "ingested events are up to date; skipped" in second
+    assert "training datasets are up to date; skipped" in second and "model is up to date; skipped" in second
+    assert (tmp_path / "run" / "models" / "hlf" / "model.pt").is_file()

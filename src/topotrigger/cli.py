@@ -173,8 +173,40 @@ def features(
 
 
 @app.command()
+def train(
+    ctx: typer.Context,
+    data: Annotated[Optional[str], typer.Option(help="Features output (with train/ and test/) [default: RUN_DIR/features].")] = None,
+    model: Annotated[Optional[str], typer.Option(help="hlf, particle, inclusive or transformer (train.model).")] = None,
+    out: Annotated[Optional[str], typer.Option(help="Model directory [default: RUN_DIR/models/MODEL].")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs (train.epochs).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Batch size per worker (train.batch_size).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate for one worker (train.lr).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Data-parallel workers; > 1 uses TorchDistributor (train.workers).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed (train.seed).")] = None,
+    gpu: Annotated[bool, typer.Option(help="Train on a GPU when one is present.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = False,
+) -> None:
+    """Train a classifier on a features dataset, in-process or distributed on Spark."""
+    from topotrigger.train.loop import TrainSettings
+    from topotrigger.train.stage import train as run_train
+
+    state = _state(ctx)
+    cfg = state.config(**{"train.model": model, "train.epochs": epochs, "train.batch_size": batch_size, "train.lr": lr,
+                          "train.workers": workers, "train.seed": seed})
+    t = cfg.train
+    settings = TrainSettings(model=t.model, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed)
+    spark = _spark(state, cfg) if t.workers > 1 else None
+    history = run_train(settings, data or str(cfg.run_dir / "features"), out or str(cfg.run_dir / "models" / t.model),
+                        t.workers, spark, resume, gpu)
+    last = history["epochs"][-1] if history["epochs"] else None
+    if last:
+        console.print(f"{t.model}: val accuracy {last['val_accuracy']:.3f}, val AUC "
+                      + ", ".join(f"{a:.3f}" for a in last["val_auc"]))
+
+
+@app.command()
 def run(ctx: typer.Context) -> None:
-    """Run the whole pipeline as far as it exists: generate -> ingest -> features, in RUN_DIR."""
+    """Run the whole pipeline as far as it exists: generate -> ingest -> features -> train, in RUN_DIR."""
     from topotrigger.pipeline import run_pipeline
 
     state = _state(ctx)

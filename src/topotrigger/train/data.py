@@ -1,0 +1,202 @@
+"""Streaming training data from Parquet: both layouts, sharded by rank and loader worker, shuffled
+through a buffer, each batch padded only to its own longest event. Never loads the whole dataset.
+
+Units of work are row ranges of row groups (at most `unit_rows` rows), spread over ranks and
+DataLoader workers round-robin after a seeded per-epoch shuffle, so every event is read exactly
+once per epoch across all ranks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+
+from topotrigger.errors import InputError, MissingInputError
+
+N_HLF, N_FEATURES = 14, 19
+COMPACT = ("label", "hlf", "particles")
+ANCHOR = ("HLF_input", "GRU_input", "encoded_label")
+
+
+@dataclass
+class Batch:
+    hlf: torch.Tensor        # [B, 14] float32
+    particles: torch.Tensor  # [B, L, 19] float32, L = longest event of the batch
+    lengths: torch.Tensor    # [B] int64
+    labels: torch.Tensor     # [B] int64
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(self.hlf.to(device), self.particles.to(device), self.lengths.to(device), self.labels.to(device))
+
+
+def parquet_files(path: str) -> tuple[list[str], pa.fs.FileSystem]:
+    filesystem, root = pa.fs.FileSystem.from_uri(path) if "://" in path else (pa.fs.LocalFileSystem(), path)
+    info = filesystem.get_file_info(root)
+    if info.type == pa.fs.FileType.NotFound:
+        raise MissingInputError(f"dataset not found: {path}")
+    if info.type == pa.fs.FileType.File:
+        return [root], filesystem
+    selector = pa.fs.FileSelector(root, recursive=True)
+    files = sorted(f.path for f in filesystem.get_file_info(selector)
+                   if f.path.endswith(".parquet") and not any(p.startswith(("_", ".")) for p in f.path.split("/")))
+    if not files:
+        raise InputError(f"no Parquet files in {path}")
+    return files, filesystem
+
+
+def detect_layout(schema: pa.Schema, path: str) -> str:
+    names = set(schema.names)
+    if set(COMPACT) <= names:
+        return "compact"
+    if set(ANCHOR) <= names:
+        return "anchor"
+    raise InputError(f"{path} is in neither training layout: expected columns {', '.join(COMPACT)} "
+                     f"(compact) or {', '.join(ANCHOR)} (2020 anchor); found {', '.join(schema.names)}")
+
+
+def _vectors(column: pa.ChunkedArray | pa.Array, width: int, name: str) -> np.ndarray:
+    """(n, width) from list<number> or a Spark ML vector struct<type, size, indices, values>."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_struct(column.type):
+        kind = column.field("type").to_numpy(zero_copy_only=False)
+        values = column.field("values")
+        indices = column.field("indices")
+        out = np.zeros((len(column), width), dtype=np.float32)
+        for row in np.flatnonzero(kind == 1):  # dense vectors
+            out[row] = values[row].values.to_numpy(zero_copy_only=False)
+        for row in np.flatnonzero(kind == 0):  # sparse vectors (rare: one-hot labels)
+            out[row, indices[row].values.to_numpy(zero_copy_only=False)] = values[row].values.to_numpy(zero_copy_only=False)
+        return out
+    flat = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(np.float32)
+    if flat.size != len(column) * width:
+        raise InputError(f"column {name} has {flat.size // max(len(column), 1)} values per row, expected {width}")
+    return flat.reshape(len(column), width)
+
+
+@dataclass
+class Events:
+    hlf: np.ndarray        # (n, 14)
+    particles: np.ndarray  # (total, 19)
+    counts: np.ndarray     # (n,)
+    labels: np.ndarray     # (n,)
+
+
+def decode(table: pa.Table, layout: str, with_particles: bool, path: str = "") -> Events:
+    n = table.num_rows
+    if layout == "compact":
+        hlf = _vectors(table.column("hlf"), N_HLF, "hlf")
+        labels = table.column("label").to_numpy().astype(np.int64)
+        if with_particles:
+            col = table.column("particles").combine_chunks()
+            counts = pc.list_value_length(col).to_numpy(zero_copy_only=False).astype(np.int64)
+            particles = pc.list_flatten(pc.list_flatten(col)).to_numpy(zero_copy_only=False).astype(np.float32)
+            particles = particles.reshape(-1, N_FEATURES)
+        else:
+            counts, particles = np.zeros(n, dtype=np.int64), np.zeros((0, N_FEATURES), np.float32)
+    else:
+        hlf = _vectors(table.column("HLF_input"), N_HLF, "HLF_input")
+        labels = np.argmax(_vectors(table.column("encoded_label"), 3, "encoded_label"), axis=1).astype(np.int64)
+        if with_particles:
+            col = table.column("GRU_input").combine_chunks()
+            steps = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+            padded = pc.list_flatten(pc.list_flatten(col)).to_numpy(zero_copy_only=False).astype(np.float32)
+            if len(steps) and (np.any(steps != steps[0]) or padded.size != n * steps[0] * N_FEATURES):
+                raise InputError(f"GRU_input of {path} is not a fixed {N_FEATURES}-feature padded sequence")
+            padded = padded.reshape(n, int(steps[0]) if n else 0, N_FEATURES)
+            real = np.any(padded != 0, axis=2)  # zero rows are padding, at the end of each sequence
+            counts = np.where(real.any(axis=1), real.shape[1] - np.argmax(real[:, ::-1], axis=1), 0).astype(np.int64)
+            particles = padded[np.arange(padded.shape[1])[None, :] < counts[:, None]]
+        else:
+            counts, particles = np.zeros(n, dtype=np.int64), np.zeros((0, N_FEATURES), np.float32)
+    return Events(hlf.astype(np.float32), particles, counts, labels)
+
+
+def collate(events: Events, index: np.ndarray) -> Batch:
+    starts = np.concatenate([[0], np.cumsum(events.counts)])
+    lengths = events.counts[index]
+    longest = max(int(lengths.max()) if len(lengths) else 0, 1)
+    out = np.zeros((len(index), longest, N_FEATURES), dtype=np.float32)
+    for row, i in enumerate(index):
+        out[row, : lengths[row]] = events.particles[starts[i]:starts[i + 1]]
+    return Batch(torch.from_numpy(events.hlf[index]), torch.from_numpy(out), torch.from_numpy(lengths),
+                 torch.from_numpy(events.labels[index]))
+
+
+def _concat(parts: list[Events]) -> Events:
+    return Events(np.concatenate([p.hlf for p in parts]), np.concatenate([p.particles for p in parts]),
+                  np.concatenate([p.counts for p in parts]), np.concatenate([p.labels for p in parts]))
+
+
+def _take(events: Events, index: np.ndarray) -> Events:
+    starts = np.concatenate([[0], np.cumsum(events.counts)])
+    rows = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in index]) if len(index) else np.zeros(0, int)
+    return Events(events.hlf[index], events.particles[rows], events.counts[index], events.labels[index])
+
+
+class ParquetEvents(torch.utils.data.IterableDataset):
+    """Batches of one epoch of a training-layout Parquet dataset, for one rank."""
+
+    def __init__(self, path: str, batch_size: int, rank: int = 0, world: int = 1, shuffle: bool = True,
+                 buffer_events: int = 20_000, seed: int = 0, with_particles: bool = True, unit_rows: int = 1024) -> None:
+        super().__init__()
+        self.path, self.batch_size, self.rank, self.world = path, batch_size, rank, world
+        self.shuffle, self.buffer_events, self.seed, self.with_particles = shuffle, buffer_events, seed, with_particles
+        self.epoch = 0
+        files, self.filesystem = parquet_files(path)
+        self.units: list[tuple[str, int, int, int]] = []
+        layout = None
+        for f in files:
+            meta = pq.ParquetFile(f, filesystem=self.filesystem)
+            layout = layout or detect_layout(meta.schema_arrow, path)
+            for g in range(meta.num_row_groups):
+                rows = meta.metadata.row_group(g).num_rows
+                self.units += [(f, g, lo, min(rows, lo + unit_rows)) for lo in range(0, rows, unit_rows)]
+        self.layout = layout or "compact"
+        self.num_events = sum(u[3] - u[2] for u in self.units)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def my_units(self) -> list[tuple[str, int, int, int]]:
+        units = list(self.units)
+        if self.shuffle:
+            np.random.default_rng([self.seed, self.epoch]).shuffle(units)
+        mine = units[self.rank::self.world]
+        info = torch.utils.data.get_worker_info()
+        return mine[info.id::info.num_workers] if info else mine
+
+    def _read(self, unit: tuple[str, int, int, int]) -> Events:
+        f, group, lo, hi = unit
+        columns = [c for c in (COMPACT if self.layout == "compact" else (*ANCHOR,))
+                   if self.with_particles or c not in ("particles", "GRU_input")]
+        table = pq.ParquetFile(f, filesystem=self.filesystem).read_row_group(group, columns=columns).slice(lo, hi - lo)
+        return decode(table, self.layout, self.with_particles, self.path)
+
+    def __iter__(self) -> Iterator[Batch]:
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank, 1])
+        buffer: list[Events] = []
+        held = 0
+        for unit in self.my_units():
+            part = self._read(unit)
+            buffer.append(part)
+            held += len(part.labels)
+            if held >= self.buffer_events + self.batch_size:
+                events = _concat(buffer)
+                order = rng.permutation(held) if self.shuffle else np.arange(held)
+                n_out = (held - self.buffer_events) // self.batch_size * self.batch_size
+                for lo in range(0, n_out, self.batch_size):
+                    yield collate(events, order[lo:lo + self.batch_size])
+                rest = order[n_out:]
+                buffer, held = [_take(events, np.sort(rest))], len(rest)
+        if held:
+            events = _concat(buffer)
+            order = rng.permutation(held) if self.shuffle else np.arange(held)
+            for lo in range(0, held, self.batch_size):
+                yield collate(events, order[lo:lo + self.batch_size])

@@ -1,0 +1,177 @@
+"""The training loop: Adam, a plateau learning-rate schedule, early stopping on validation loss,
+history.json, checkpoints (every epoch and every K steps) and resume. Rank 0 alone writes.
+
+Works in one process or as a DDP rank (gloo on CPU, NCCL on GPU); the caller sets up the process
+group. Global batch = batch_size × world size; the learning rate is scaled by √world (documented in
+docs/training.md), a common rule for Adam.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from topotrigger.errors import UserError
+from topotrigger.io.atomic import atomic_path, write_json
+from topotrigger.train.data import ParquetEvents
+from topotrigger.train.metrics import classification_metrics
+from topotrigger.train.models import USES_PARTICLES, build_model, model_params
+
+
+class DivergedError(UserError, FloatingPointError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainSettings:
+    model: str = "hlf"
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 7
+    params: dict[str, Any] = field(default_factory=dict)
+    patience: int = 3
+    checkpoint_every_steps: int = 0
+    shuffle_buffer: int = 20_000
+
+
+def _device(gpu: bool) -> torch.device:
+    if gpu and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def _rank_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def evaluate(model: nn.Module, data: ParquetEvents, device: torch.device) -> tuple[float, dict[str, Any], np.ndarray, np.ndarray]:
+    model.eval()
+    losses, probs, labels = [], [], []
+    with torch.no_grad():
+        for batch in data:
+            batch = batch.to(device)
+            logits = model(batch.hlf, batch.particles, batch.lengths)
+            losses.append(nn.functional.cross_entropy(logits, batch.labels, reduction="sum").item())
+            probs.append(torch.softmax(logits, dim=1).cpu().numpy())
+            labels.append(batch.labels.cpu().numpy())
+    p = np.concatenate(probs) if probs else np.zeros((0, 3))
+    y = np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
+    return sum(losses) / max(len(y), 1), classification_metrics(p, y), p, y
+
+
+def _save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                     epoch: int, step: int, best: float, bad_epochs: int) -> None:
+    state = {"model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step, "best_val_loss": best,
+             "bad_epochs": bad_epochs}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def run_training(settings: TrainSettings, data_dir: str, out_dir: str, resume: bool = False, gpu: bool = False,
+                 quiet: bool = False) -> dict[str, Any]:
+    """Train `settings.model` on DATA/train, validate on DATA/test; returns the history (same on every rank)."""
+    rank, world = _rank_world()
+    device = _device(gpu)
+    out = Path(out_dir)
+    torch.manual_seed(settings.seed)
+    params = model_params(settings.model, settings.params)
+    particles = USES_PARTICLES[settings.model]
+    train = ParquetEvents(f"{data_dir}/train", settings.batch_size, rank, world, shuffle=True,
+                          buffer_events=settings.shuffle_buffer, seed=settings.seed, with_particles=particles)
+    val = ParquetEvents(f"{data_dir}/test", 1024, 0, 1, shuffle=False, with_particles=particles)
+    model = build_model(settings.model, params).to(device)
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr * math.sqrt(world))
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
+    checkpoint = out / "checkpoint.pt"
+    history: list[dict[str, Any]] = []
+    start_epoch, step, best, bad_epochs = 0, 0, math.inf, 0
+    if resume and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        _unwrap(model).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, step, best, bad_epochs = state["epoch"] + 1, state["step"], state["best_val_loss"], state["bad_epochs"]
+        if (out / "history.json").is_file():
+            history = json.loads((out / "history.json").read_text())["epochs"][:start_epoch]
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+
+    for epoch in range(start_epoch, settings.epochs):
+        if bad_epochs > settings.patience:
+            break
+        train.set_epoch(epoch)
+        model.train()
+        seen, total_loss, t0 = 0, 0.0, time.perf_counter()
+        join = model.join() if world > 1 else _nothing()
+        with join:
+            for batch in train:
+                batch = batch.to(device)
+                optimizer.zero_grad()
+                loss = nn.functional.cross_entropy(model(batch.hlf, batch.particles, batch.lengths), batch.labels)
+                if not torch.isfinite(loss):
+                    raise DivergedError(f"training diverged at epoch {epoch}, step {step} (loss {loss.item()}); "
+                                        f"the last good checkpoint is {checkpoint}; try a smaller --lr")
+                loss.backward()
+                optimizer.step()
+                step += 1
+                seen += len(batch.labels)
+                total_loss += loss.item() * len(batch.labels)
+                if rank == 0 and settings.checkpoint_every_steps and step % settings.checkpoint_every_steps == 0:
+                    _save_checkpoint(checkpoint, model, optimizer, scheduler, epoch - 1, step, best, bad_epochs)
+        seconds = time.perf_counter() - t0
+        val_loss, val_metrics, _, _ = evaluate(_unwrap(model), val, device)
+        scheduler.step(val_loss)
+        improved = val_loss < best
+        best, bad_epochs = (val_loss, 0) if improved else (best, bad_epochs + 1)
+        record = {"epoch": epoch, "train_loss": total_loss / max(seen, 1), "val_loss": val_loss,
+                  "val_accuracy": val_metrics["accuracy"], "val_auc": val_metrics["auc"],
+                  "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
+                  "events_per_s": seen * world / max(seconds, 1e-9), "rank0_events": seen}
+        history.append(record)
+        if rank == 0:
+            if improved:
+                with atomic_path(out / "model.pt") as tmp:
+                    torch.save(_unwrap(model).state_dict(), tmp)
+            _save_checkpoint(checkpoint, model, optimizer, scheduler, epoch, step, best, bad_epochs)
+            write_json(out / "history.json", {"settings": asdict(settings), "params": params, "world_size": world,
+                                             "epochs": history})
+            if not quiet:
+                auc = ", ".join(f"{a:.3f}" for a in record["val_auc"])
+                print(f"epoch {epoch}: train loss {record['train_loss']:.4f}, val loss {val_loss:.4f}, "
+                      f"val acc {record['val_accuracy']:.3f}, val AUC [{auc}], {record['events_per_s']:.0f} events/s",
+                      flush=True)
+    result = {"settings": asdict(settings), "params": params, "world_size": world, "epochs": history}
+    if world > 1:
+        # DDP keeps replicas in step; record that it did (every rank gets the same answer).
+        flat = torch.cat([p.detach().reshape(-1).cpu() for p in _unwrap(model).parameters()])
+        gathered = [torch.zeros_like(flat) for _ in range(world)]
+        torch.distributed.all_gather(gathered, flat)
+        result["replicas_identical"] = all(torch.equal(gathered[0], g) for g in gathered[1:])
+    return result
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

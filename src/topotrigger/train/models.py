@@ -1,0 +1,97 @@
+"""The classifiers of DESIGN.md section 4. Particle sequences are processed at their real length
+(packed GRU sequences, attention masks), never as 801 padded steps.
+
+Every model takes (hlf [B, 14], particles [B, L, 19], lengths [B]) and returns logits [B, 3].
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+N_HLF, N_FEATURES, N_CLASSES = 14, 19, 3
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "hlf": {"nh1": 50, "nh2": 20, "nh3": 10},
+    "particle": {"hidden": 50, "dropout": 0.2},
+    "inclusive": {"hidden": 50, "dropout": 0.2, "dense": 25},
+    "transformer": {"d_model": 32, "heads": 4, "layers": 2, "dropout": 0.1, "dense": 32},
+}
+MODELS = tuple(DEFAULTS)
+USES_PARTICLES = {"hlf": False, "particle": True, "inclusive": True, "transformer": True}
+
+
+class HLFClassifier(nn.Module):
+    def __init__(self, nh1: int, nh2: int, nh3: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(N_HLF, nh1), nn.ReLU(), nn.Linear(nh1, nh2), nn.ReLU(),
+                                 nn.Linear(nh2, nh3), nn.ReLU(), nn.Linear(nh3, N_CLASSES))
+
+    def forward(self, hlf: torch.Tensor, particles: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.net(hlf)
+
+
+def _last_gru_state(gru: nn.GRU, particles: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    packed = pack_padded_sequence(particles, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+    _, h = gru(packed)
+    return h[-1]
+
+
+class ParticleGRU(nn.Module):
+    def __init__(self, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.gru = nn.GRU(N_FEATURES, hidden, batch_first=True)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, N_CLASSES))
+
+    def forward(self, hlf: torch.Tensor, particles: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.head(_last_gru_state(self.gru, particles, lengths))
+
+
+class InclusiveClassifier(nn.Module):
+    def __init__(self, hidden: int, dropout: float, dense: int) -> None:
+        super().__init__()
+        self.gru = nn.GRU(N_FEATURES, hidden, batch_first=True)
+        self.hlf_dropout = nn.Dropout(dropout)
+        self.head = nn.Sequential(nn.Linear(hidden + N_HLF, dense), nn.ReLU(), nn.Linear(dense, N_CLASSES))
+
+    def forward(self, hlf: torch.Tensor, particles: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        state = _last_gru_state(self.gru, particles, lengths)
+        return self.head(torch.cat([state, self.hlf_dropout(hlf)], dim=1))
+
+
+class TransformerClassifier(nn.Module):
+    def __init__(self, d_model: int, heads: int, layers: int, dropout: float, dense: int) -> None:
+        super().__init__()
+        self.embed = nn.Linear(N_FEATURES, d_model)
+        layer = nn.TransformerEncoderLayer(d_model, heads, 2 * d_model, dropout, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = nn.Sequential(nn.Linear(d_model + N_HLF, dense), nn.ReLU(), nn.Linear(dense, N_CLASSES))
+
+    def forward(self, hlf: torch.Tensor, particles: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        steps = torch.arange(particles.shape[1], device=particles.device)
+        padding = steps[None, :] >= lengths[:, None]                     # True where padded
+        encoded = self.encoder(self.embed(particles), src_key_padding_mask=padding)
+        keep = (~padding).unsqueeze(-1).to(encoded.dtype)
+        pooled = (encoded * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1.0)  # mean over real particles
+        return self.head(torch.cat([pooled, hlf], dim=1))
+
+
+_CLASSES = {"hlf": HLFClassifier, "particle": ParticleGRU, "inclusive": InclusiveClassifier,
+            "transformer": TransformerClassifier}
+
+
+def model_params(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The model's hyperparameters: defaults, then `overrides` (unknown names are an error)."""
+    params = dict(DEFAULTS[name])
+    for key, value in (overrides or {}).items():
+        if key not in params:
+            raise KeyError(key)
+        params[key] = type(params[key])(value)
+    return params
+
+
+def build_model(name: str, params: dict[str, Any] | None = None) -> nn.Module:
+    return _CLASSES[name](**model_params(name, params))

@@ -1,0 +1,79 @@
+"""Models learn, checkpoints resume, bad input is refused, and DDP keeps replicas identical."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from topotrigger.errors import ConfigError, InputError, MissingInputError
+from topotrigger.train.data import ParquetEvents
+from topotrigger.train.loop import TrainSettings
+from topotrigger.train.models import MODELS, build_model
+from topotrigger.train.stage import train
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_each_model_loss_decreases(dataset: Path, name: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(name)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    data = ParquetEvents(str(dataset / "train"), 64, seed=1)
+    losses = []
+    for epoch in range(4):
+        data.set_epoch(epoch)
+        for batch in data:
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(batch.hlf, batch.particles, batch.lengths), batch.labels)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+
+
+def test_hlf_model_beats_chance_and_saves_a_loadable_model(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    history = train(TrainSettings(model="hlf", epochs=6, batch_size=32, lr=1e-2), str(dataset), str(out))
+    assert min(history["epochs"][-1]["val_auc"]) > 0.75
+    meta = json.loads((out / "model.json").read_text())
+    model = build_model(meta["model"], meta["params"])
+    model.load_state_dict(torch.load(out / "model.pt", weights_only=True))
+    saved = json.loads((out / "history.json").read_text())
+    assert len(saved["epochs"]) == 6 and {"val_loss", "val_accuracy", "val_auc", "lr", "events_per_s"} <= set(saved["epochs"][0])
+
+
+def test_resume_continues_from_the_last_checkpoint(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    train(TrainSettings(model="particle", epochs=1, batch_size=64), str(dataset), str(out))
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 0 and "optimizer" in state
+    history = train(TrainSettings(model="particle", epochs=3, batch_size=64), str(dataset), str(out), resume=True)
+    assert [e["epoch"] for e in history["epochs"]] == [0, 1, 2]
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 2
+
+
+def test_bad_inputs(dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(MissingInputError):
+        train(TrainSettings(), str(tmp_path / "nope"), str(tmp_path / "m"))
+    with pytest.raises(ConfigError, match="available: hlf, particle"):
+        train(TrainSettings(model="bdt"), str(dataset), str(tmp_path / "m"))
+    with pytest.raises(ConfigError, match="no hyperparameter 'width'"):
+        train(TrainSettings(params={"width": 3}), str(dataset), str(tmp_path / "m"))
+    (tmp_path / "half").mkdir()
+    with pytest.raises(InputError, match="no train/ split"):
+        train(TrainSettings(), str(tmp_path / "half"), str(tmp_path / "m"))
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_ddp_two_workers_keeps_replicas_identical(spark, dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    history = train(TrainSettings(model="hlf", epochs=3, batch_size=32, lr=1e-2), str(dataset), str(out),
+                    workers=2, spark=spark)
+    assert history["world_size"] == 2 and history["replicas_identical"]
+    assert min(history["epochs"][-1]["val_auc"]) > 0.8
+    assert (out / "model.pt").is_file() and (out / "model.json").is_file()
+    with pytest.raises(ConfigError, match="task slots"):
+        train(TrainSettings(), str(dataset), str(out), workers=64, spark=spark)
