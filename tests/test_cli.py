@@ -21,7 +21,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 def test_help_lists_stage_commands(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "--help")
     assert code == 0
-    for command in ("generate", "ingest", "run", "config"):
+    for command in ("generate", "ingest", "features", "train", "run", "config"):
         assert command in out
 
 
@@ -30,6 +30,8 @@ def test_help_lists_stage_commands(capsys: pytest.CaptureFixture[str]) -> None:
     (("generate", "--classes", "qcd,higgs"), "generate.classes"),
     (("generate", "--events", "0"), "generate.events"),
     (("generate", "--profile", "slow"), "generate.profile"),
+    (("train", "--model", "bdt"), "train.model"),
+    (("features", "--layout", "wide"), "features.layout"),
 ])
 def test_user_errors_are_one_line_exit_2(capsys: pytest.CaptureFixture[str], args: tuple[str, ...], needle: str) -> None:
     code, _, err = run_cli(capsys, *args)

@@ -61,7 +61,7 @@ class SparkConfig(_Section):
 
 
 class GenerateConfig(_Section):
-    events: int = Field(default=400, gt=0, description="events per class written after the generator filter")
+    events: int = Field(default=1500, gt=0, description="events per class written after the generator filter")
     classes: list[Literal["qcd", "ttbar", "wjets"]] = Field(default_factory=lambda: list(CLASSES), min_length=1)
     profile: Literal["fast", "full"] = "fast"
     pileup: float = Field(default=0.0, ge=0.0, le=200.0)
@@ -88,9 +88,9 @@ class FeaturesConfig(_Section):
 
 class TrainConfig(_Section):
     model: Literal["hlf", "particle", "inclusive", "transformer"] = "hlf"
-    epochs: int = Field(default=5, gt=0)
-    batch_size: int = Field(default=128, gt=0)
-    lr: float = Field(default=1e-3, gt=0.0)
+    epochs: int = Field(default=20, gt=0)
+    batch_size: int = Field(default=64, gt=0)
+    lr: float = Field(default=3e-3, gt=0.0)
     workers: int = Field(default=1, gt=0)
     seed: int = Field(default=7, ge=0)
 

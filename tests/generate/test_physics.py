@@ -64,3 +64,13 @@ def test_qcd_leptons_are_less_isolated_than_w_leptons(samples: dict[str, ak.Arra
     qcd, w = relative_isolation(samples["qcd"]), relative_isolation(samples["wjets"])
     assert np.nanmedian(qcd) > 5 * np.nanmedian(w)
     assert np.nanmean(w < 0.45) > 0.8 > 0.5 > np.nanmean(qcd < 0.45)
+
+
+def test_pileup_overlay_adds_soft_particles() -> None:
+    def eflow(pileup: float) -> float:
+        task = FileTask("wjets", 0, 40, file_seed(11, "wjets", 0), "fast", pileup, "/unused.root")
+        stats = {"pythia_s": 0.0, "detector_s": 0.0, "write_s": 0.0}
+        events = ak.concatenate([ak.zip(c, depth_limit=1) for c in _events(task, stats)])
+        return float(ak.mean(ak.num(events.EFlowTrack) + ak.num(events.EFlowPhoton) + ak.num(events.EFlowNeutralHadron)))
+
+    assert eflow(5.0) > eflow(0.0) + 50

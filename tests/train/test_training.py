@@ -77,3 +77,24 @@ def test_ddp_two_workers_keeps_replicas_identical(spark, dataset: Path, tmp_path
     assert (out / "model.pt").is_file() and (out / "model.json").is_file()
     with pytest.raises(ConfigError, match="task slots"):
         train(TrainSettings(), str(dataset), str(out), workers=64, spark=spark)
+
+
+def test_diverging_training_stops_with_a_clear_message(tmp_path: Path) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from topotrigger.train.loop import DivergedError
+
+    from .conftest import write_compact
+
+    root = tmp_path / "features"
+    write_compact(root / "train", 100, 1)
+    write_compact(root / "test", 30, 2)
+    table = pq.read_table(root / "train" / "part-0.parquet")
+    hlf = np.array(table.column("hlf").to_pylist(), dtype=np.float32)
+    hlf[:, 3] = np.inf
+    table = table.set_column(1, "hlf", pa.array(list(hlf), pa.list_(pa.float32())))
+    pq.write_table(table, root / "train" / "part-0.parquet")
+    with pytest.raises(DivergedError, match="diverged at epoch 0"):
+        train(TrainSettings(model="hlf", epochs=2), str(root), str(tmp_path / "m"))

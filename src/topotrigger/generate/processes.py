@@ -60,6 +60,7 @@ def pythia_settings(process: str, profile: str, seed: int, file_index: int = 0, 
     return settings
 
 
-def minbias_settings(profile: str, seed: int) -> list[str]:
-    """Minimum-bias (soft QCD, non-diffractive + diffractive) events for pile-up overlay."""
-    return [*COMMON, *PROFILES[profile], f"Random:seed = {seed}", "SoftQCD:inelastic = on"]
+def minbias_settings(seed: int) -> list[str]:
+    """Minimum-bias (soft QCD, non-diffractive + diffractive) events for pile-up overlay. Always with
+    multi-parton interactions: Pythia cannot make non-diffractive events without them."""
+    return [*COMMON, *PROFILES["full"], f"Random:seed = {seed}", "SoftQCD:inelastic = on"]

@@ -92,7 +92,7 @@ def is_complete(task: FileTask) -> bool:
 def _events(task: FileTask, stats: dict[str, Any]) -> Iterator[dict[str, ak.Array]]:
     """Filtered, simulated events of one file, in chunks; fills `stats` as it goes."""
     source = PythiaSource(processes.pythia_settings(task.process, task.profile, task.seed, task.file_index))
-    minbias = PythiaSource(processes.minbias_settings(task.profile, task.seed + 1)) if task.pileup > 0 else None
+    minbias = PythiaSource(processes.minbias_settings(task.seed % 899_999_999 + 1)) if task.pileup > 0 else None
     rng = np.random.default_rng([task.seed, task.file_index])
     kept = tried = 0
     batch = min(task.events, 200)
