@@ -132,3 +132,19 @@ def test_empty_tree_reads_zero_rows(tmp_path: Path) -> None:
     assert info.entries == 0
     assert plan.make_partitions([info], 1000) == []
     assert np.isfinite(info.bytes_per_entry)
+
+
+def test_underscore_naming_variant(tmp_path: Path) -> None:
+    """Trees written as `Jet_PT` (counter `Jet_size`) read like `Jet.PT` ones."""
+    data = {"Jet": ak.Array([[{"PT": 30.0, "Eta": 1.0}], [], [{"PT": 5.0, "Eta": -1.0}, {"PT": 7.0, "Eta": 0.5}]])}
+    with uproot.recreate(tmp_path / "u.root") as f:
+        tree = f.mktree("Delphes", {"Jet": data["Jet"].type}, field_name=lambda o, i: f"{o}_{i}",
+                        counter_name=lambda c: f"{c}_size")
+        tree.extend(data)
+    with uproot.open(tmp_path / "u.root") as f:
+        assert "Jet_PT" in f["Delphes"].keys()
+        inferred = schema.infer_columns(f["Delphes"])
+    assert [(c.name, [n for n, _ in c.fields]) for c in inferred] == [("Jet", ["PT", "Eta"])]
+    columns = [schema.Column("Jet", None, (("PT", "float64"), ("Eta", "float64")))]
+    table = read_all(tmp_path / "u.root", columns)
+    assert table.column("Jet").to_pylist() == ak.to_list(data["Jet"])
