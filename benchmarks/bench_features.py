@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_ingest import python_worker_rss  # noqa: E402
+from benchmarks.bench_ingest import run_sampling_rss  # noqa: E402
 from tests.features.reference import event_features  # noqa: E402
 from topotrigger.features.arrow import collections_of  # noqa: E402
 from topotrigger.features.kernels.events import compute  # noqa: E402
@@ -70,32 +69,13 @@ def kernel_vs_reference(ingested: Path, n: int) -> dict:
 
 
 def run_stage(master: str, ingested: Path, layout: str, tmp: Path) -> dict:
-    import threading
-
-    peak: dict[int, int] = {}
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            for pid, rss in python_worker_rss().items():
-                peak[pid] = max(peak.get(pid, 0), rss)
-            time.sleep(0.1)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
     out = tmp / f"{master.replace('[', '').replace(']', '')}-{layout}"
-    proc = subprocess.run([sys.executable, "-c", SPARK_JOB, master, str(ingested), str(out), layout],
-                          capture_output=True, text=True)
-    done.set()
-    thread.join()
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr[-3000:])
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result, rss = run_sampling_rss([SPARK_JOB, master, str(ingested), str(out), layout])
     meta = json.loads((out / "metadata.json").read_text())
     n_train = sum(meta["counts"]["train"].values())
     result["train_events"] = n_train
     result["train_bytes_per_event"] = sum(p.stat().st_size for p in (out / "train").rglob("*.parquet")) / max(n_train, 1)
-    result["peak_worker_rss_mb"] = max(peak.values(), default=0) / 2**20
+    result["peak_worker_rss_mb"] = rss
     return result
 
 

@@ -67,7 +67,8 @@ def python_worker_rss() -> dict[int, int]:
     return rss
 
 
-def run_spark(master: str, files: list[str], mode: str) -> dict:
+def run_sampling_rss(args: list[str]) -> tuple[dict, float]:
+    """Run a Spark job script; return the JSON of its last output line and the peak Python worker RSS (MB)."""
     peak: dict[int, int] = {}
     done = threading.Event()
 
@@ -79,16 +80,18 @@ def run_spark(master: str, files: list[str], mode: str) -> dict:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run([sys.executable, "-c", SPARK_JOB, master, json.dumps(files), f"{tmp}/out", mode],
-                              capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", *args], capture_output=True, text=True)
     done.set()
     sampler.join()
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["peak_worker_rss_mb"] = max(peak.values(), default=0) / 2**20
-    return result
+    return json.loads(proc.stdout.strip().splitlines()[-1]), max(peak.values(), default=0) / 2**20
+
+
+def run_spark(master: str, files: list[str], mode: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        result, rss = run_sampling_rss([SPARK_JOB, master, json.dumps(files), f"{tmp}/out", mode])
+    return result | {"peak_worker_rss_mb": rss}
 
 
 def run_single_process(files: list[str]) -> dict:

@@ -9,16 +9,9 @@ import pytest
 
 from topotrigger.features.kernels import definitions as d
 from topotrigger.features.kernels.events import Collection, compute
+from topotrigger.io.delphes import PIPELINE_COLLECTIONS
 
-FIELDS = {
-    "EFlowTrack": ("PT", "Eta", "Phi", "PID", "Charge", "X", "Y", "Z"),
-    "EFlowPhoton": ("ET", "Eta", "Phi"),
-    "EFlowNeutralHadron": ("ET", "Eta", "Phi"),
-    "Electron": ("PT", "Eta", "Phi", "Charge"),
-    "MuonTight": ("PT", "Eta", "Phi", "Charge"),
-    "Jet": ("PT", "Eta", "Phi", "Mass", "BTag"),
-    "MissingET": ("MET", "Phi"),
-}
+FIELDS = PIPELINE_COLLECTIONS
 
 
 def batch(events: list[dict[str, list[dict]]]) -> dict[str, Collection]:
