@@ -185,6 +185,7 @@ def train(
     seed: Annotated[Optional[int], typer.Option(help="Seed (train.seed).")] = None,
     gpu: Annotated[bool, typer.Option(help="Train on a GPU when one is present.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = False,
+    checkpoint_every: Annotated[int, typer.Option(help="Also checkpoint every K optimizer steps (0: per epoch only).", min=0)] = 0,
 ) -> None:
     """Train a classifier on a features dataset, in-process or distributed on Spark."""
     from topotrigger.train.loop import TrainSettings
@@ -194,7 +195,8 @@ def train(
     cfg = state.config(**{"train.model": model, "train.epochs": epochs, "train.batch_size": batch_size, "train.lr": lr,
                           "train.workers": workers, "train.seed": seed})
     t = cfg.train
-    settings = TrainSettings(model=t.model, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed)
+    settings = TrainSettings(model=t.model, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed,
+                             checkpoint_every_steps=checkpoint_every)
     spark = _spark(state, cfg) if t.workers > 1 else None
     history = run_train(settings, data or str(cfg.run_dir / "features"), out or str(cfg.run_dir / "models" / t.model),
                         t.workers, spark, resume, gpu)

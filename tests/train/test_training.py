@@ -98,3 +98,31 @@ def test_diverging_training_stops_with_a_clear_message(tmp_path: Path) -> None:
     pq.write_table(table, root / "train" / "part-0.parquet")
     with pytest.raises(DivergedError, match="diverged at epoch 0"):
         train(TrainSettings(model="hlf", epochs=2), str(root), str(tmp_path / "m"))
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_from_its_last_checkpoint(dataset: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "topotrigger", "train", "--data", str(dataset), "--model", "particle",
+           "--out", str(out), "--epochs", "6", "--batch-size", "16"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "history.json").is_file() and json.loads((out / "history.json").read_text())["epochs"]:
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(json.loads((out / "history.json").read_text())["epochs"])
+    assert 1 <= done < 6
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    history = train(TrainSettings(model="particle", epochs=6, batch_size=16), str(dataset), str(out), resume=True)
+    assert [e["epoch"] for e in history["epochs"]] == list(range(len(history["epochs"])))
+    assert history["epochs"][checkpoint["epoch"] + 1]["epoch"] == checkpoint["epoch"] + 1
+    assert not list(out.glob(".*tmp*"))

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from topotrigger.errors import UserError
-from topotrigger.io.atomic import atomic_path, write_json
+from topotrigger.io.atomic import atomic_path, remove_stale_temporaries, write_json
 from topotrigger.train.data import ParquetEvents
 from topotrigger.train.metrics import classification_metrics
 from topotrigger.train.models import USES_PARTICLES, build_model, model_params
@@ -114,6 +114,7 @@ def run_training(settings: TrainSettings, data_dir: str, out_dir: str, resume: b
             history = json.loads((out / "history.json").read_text())["epochs"][:start_epoch]
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)  # a killed run may have died while writing a checkpoint
 
     for epoch in range(start_epoch, settings.epochs):
         if bad_epochs > settings.patience:
@@ -122,7 +123,8 @@ def run_training(settings: TrainSettings, data_dir: str, out_dir: str, resume: b
         model.train()
         seen, total_loss, t0 = 0, 0.0, time.perf_counter()
         join = model.join() if world > 1 else _nothing()
-        with join:
+        progress = _progress(not quiet and rank == 0, f"epoch {epoch}", math.ceil(train.num_events / world / settings.batch_size))
+        with join, progress as bar:
             for batch in train:
                 batch = batch.to(device)
                 optimizer.zero_grad()
@@ -135,6 +137,7 @@ def run_training(settings: TrainSettings, data_dir: str, out_dir: str, resume: b
                 step += 1
                 seen += len(batch.labels)
                 total_loss += loss.item() * len(batch.labels)
+                bar.advance(seen * world / max(time.perf_counter() - t0, 1e-9))
                 if rank == 0 and settings.checkpoint_every_steps and step % settings.checkpoint_every_steps == 0:
                     _save_checkpoint(checkpoint, model, optimizer, scheduler, epoch - 1, step, best, bad_epochs)
         seconds = time.perf_counter() - t0
@@ -167,6 +170,32 @@ def run_training(settings: TrainSettings, data_dir: str, out_dir: str, resume: b
         torch.distributed.all_gather(gathered, flat)
         result["replicas_identical"] = all(torch.equal(gathered[0], g) for g in gathered[1:])
     return result
+
+
+class _Bar:
+    """A rich progress bar over the batches of an epoch, with throughput; silent when not shown."""
+
+    def __init__(self, show: bool, description: str, total: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[rate]:.0f} events/s"), TimeElapsedColumn(),
+                                 transient=True, disable=not show)
+        self.task = self.progress.add_task(description, total=total, rate=0.0)
+
+    def __enter__(self) -> "_Bar":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def advance(self, rate: float) -> None:
+        self.progress.update(self.task, advance=1, rate=rate)
+
+
+def _progress(show: bool, description: str, total: int) -> _Bar:
+    return _Bar(show, description, total)
 
 
 class _nothing:
