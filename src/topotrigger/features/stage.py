@@ -36,6 +36,7 @@ from topotrigger.features.kernels import definitions as d
 from topotrigger.features.kernels.events import compute
 from topotrigger.features.scaling import Moments, Scaler
 from topotrigger.io.delphes import PIPELINE_COLLECTIONS
+from topotrigger.io.arrow_writer import write_parquet
 from topotrigger.io.hadoop import HadoopFS
 from topotrigger.io.versions import software_versions
 
@@ -185,7 +186,7 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
     struct, arrow_schema = _spark_schema_arrow(spark, COMPUTED_SCHEMA)
     computed = keyed.mapInArrow(functools.partial(compute_batches, options=asdict(options), schema=arrow_schema), struct)
     # A row id, fixed once written, breaks ties between identical events (copied input files).
-    computed.withColumn("rid", F.monotonically_increasing_id()).write.parquet(f"{tmp}/_all")
+    write_parquet(computed.withColumn("rid", F.monotonically_increasing_id()), f"{tmp}/_all")
     everything = spark.read.parquet(f"{tmp}/_all")
     lap("select_and_compute")
 
@@ -234,10 +235,10 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
     o_struct, o_arrow = _spark_schema_arrow(spark, ddl)
     transform = functools.partial(transform_batches, scaler=scaler.to_dict(), layout=cfg.layout, schema=o_arrow)
     shuffled = train.orderBy(F.xxhash64(F.lit(cfg.seed + 1), "key")).select("label", "hlf", "particles")
-    shuffled.mapInArrow(transform, o_struct).write.option("compression", "zstd").parquet(f"{tmp}/train")
+    write_parquet(shuffled.mapInArrow(transform, o_struct), f"{tmp}/train")
     lap("write_train")
-    (test.orderBy("label", "h", "rid").select("label", "hlf", "particles").mapInArrow(transform, o_struct)
-     .write.option("compression", "zstd").parquet(f"{tmp}/test"))
+    write_parquet(test.orderBy("label", "h", "rid").select("label", "hlf", "particles").mapInArrow(transform, o_struct),
+                  f"{tmp}/test")
     lap("write_test")
 
     counts = {}

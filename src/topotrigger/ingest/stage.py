@@ -1,8 +1,9 @@
 """The `ingest` stage: class directories of ROOT files -> Parquet partitioned by label, with a manifest.
 
 Order of work, so that nothing is written unless it can be finished: expand and label inputs, scan
-every file (bad ones stop the job, or are listed and skipped), then let Spark write into a
-temporary directory through its commit protocol, add `_manifest.json` (the leading underscore
+every file (bad ones stop the job, or are listed and skipped), then let the Spark tasks write into a
+temporary directory (`io.arrow_writer`: pyarrow in the tasks, committed by the driver, about twice
+as fast as Spark's row-based writer on these nested columns), add `_manifest.json` (the leading underscore
 keeps it out of every Parquet reader's way, like Spark's `_SUCCESS`), and rename the directory into
 place.
 """
@@ -24,6 +25,7 @@ from topotrigger.ingest import plan
 from topotrigger.ingest.paths import expand, redact
 from topotrigger.ingest.schema import Column, from_json, spark_schema, to_json
 from topotrigger.io.delphes import PIPELINE_COLLECTIONS
+from topotrigger.io.arrow_writer import write_parquet
 from topotrigger.io.hadoop import HadoopFS
 from topotrigger.io.versions import software_versions
 
@@ -132,7 +134,7 @@ def ingest(cfg: IngestConfig, inputs: list[str], out: str, spark: "SparkSession"
 
     tmp = f"{out.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
     try:
-        events.write.partitionBy("label").option("compression", "zstd").parquet(tmp)
+        write_parquet(events, tmp, partition_column="label")
     except Exception as exc:
         fs.delete(tmp)
         user = _input_error(exc)
