@@ -168,105 +168,108 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
         label_names = {f["label"]: f["sample"] for f in manifest.get("inputs", [])}
 
     tmp = f"{out.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
-    timings: dict[str, float] = {}
-    mark = time.perf_counter()
+    try:
+        timings: dict[str, float] = {}
+        mark = time.perf_counter()
 
-    def lap(name: str) -> None:
-        nonlocal mark
-        now = time.perf_counter()
-        timings[name] = round(now - mark, 3)
-        mark = now
+        def lap(name: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            timings[name] = round(now - mark, 3)
+            mark = now
 
-    # 1. Features of every event, with the cut-flow step it reached; kept on disk for the passes below.
-    # The event's identity for seeded sampling: hashing the small collections is enough to tell events
-    # apart (MET alone is a continuous value) and avoids hashing thousands of EFlow values per event.
-    keyed = events.select(*PIPELINE_COLLECTIONS, "label", "sample",
-                          F.xxhash64("label", "sample", "MissingET", "Electron", "MuonTight", "Jet",
-                                     F.size("EFlowTrack"), F.size("EFlowPhoton")).alias("key"))
-    struct, arrow_schema = _spark_schema_arrow(spark, COMPUTED_SCHEMA)
-    computed = keyed.mapInArrow(functools.partial(compute_batches, options=asdict(options), schema=arrow_schema), struct)
-    # A row id, fixed once written, breaks ties between identical events (copied input files).
-    write_parquet(computed.withColumn("rid", F.monotonically_increasing_id()), f"{tmp}/_all")
-    everything = spark.read.parquet(f"{tmp}/_all")
-    lap("select_and_compute")
+        # 1. Features of every event, with the cut-flow step it reached; kept on disk for the passes below.
+        # The event's identity for seeded sampling: hashing the small collections is enough to tell events
+        # apart (MET alone is a continuous value) and avoids hashing thousands of EFlow values per event.
+        keyed = events.select(*PIPELINE_COLLECTIONS, "label", "sample",
+                              F.xxhash64("label", "sample", "MissingET", "Electron", "MuonTight", "Jet",
+                                         F.size("EFlowTrack"), F.size("EFlowPhoton")).alias("key"))
+        struct, arrow_schema = _spark_schema_arrow(spark, COMPUTED_SCHEMA)
+        computed = keyed.mapInArrow(functools.partial(compute_batches, options=asdict(options), schema=arrow_schema), struct)
+        # A row id, fixed once written, breaks ties between identical events (copied input files).
+        write_parquet(computed.withColumn("rid", F.monotonically_increasing_id()), f"{tmp}/_all")
+        everything = spark.read.parquet(f"{tmp}/_all")
+        lap("select_and_compute")
 
-    flow_rows = [(r.label, r.cut, r["count"]) for r in everything.groupBy("label", "cut").count().collect()]
-    cutflow = cutflow_table(flow_rows, label_names)
-    events_in = sum(r[2] for r in flow_rows)
-    selected = everything.where(F.col("cut") == d.CUT_FINAL)
-    per_class = {r.label: r["count"] for r in selected.groupBy("label").count().collect()}
-    if not per_class or min(per_class.values()) == 0:
-        fs.delete(tmp)
-        raise InputError(f"no event of {input_path} passes the selection: nothing to train on")
+        flow_rows = [(r.label, r.cut, r["count"]) for r in everything.groupBy("label", "cut").count().collect()]
+        cutflow = cutflow_table(flow_rows, label_names)
+        events_in = sum(r[2] for r in flow_rows)
+        selected = everything.where(F.col("cut") == d.CUT_FINAL)
+        per_class = {r.label: r["count"] for r in selected.groupBy("label").count().collect()}
+        if not per_class or min(per_class.values()) == 0:
+            raise InputError(f"no event of {input_path} passes the selection: nothing to train on")
 
-    # 2. Balance and split with exact per-class counts: thresholds on a seeded content hash.
-    keep = {lab: (min(per_class.values()) if cfg.balance == "undersample" else n) for lab, n in per_class.items()}
-    n_test = {lab: int(round(cfg.test_fraction * k)) for lab, k in keep.items()}
-    hashed = selected.withColumn("h", F.xxhash64(F.lit(cfg.seed), "key"))
-    ranks = (hashed.select("label", "h", "rid")
-             .withColumn("rank", F.row_number().over(Window.partitionBy("label").orderBy("h", "rid"))))
-    wanted = [(lab, k) for lab, k in keep.items()] + [(lab, k) for lab, k in n_test.items() if k > 0]
-    condition = functools.reduce(lambda a, b: a | b, [(F.col("label") == lab) & (F.col("rank") == k) for lab, k in wanted])
-    cuts = {(r.label, r["rank"]): (r.h, r.rid) for r in ranks.where(condition).collect()}
-    keep_h = {lab: cuts[(lab, k)] for lab, k in keep.items()}
-    test_h = {lab: cuts.get((lab, k)) for lab, k in n_test.items()}
+        # 2. Balance and split with exact per-class counts: thresholds on a seeded content hash.
+        keep = {lab: (min(per_class.values()) if cfg.balance == "undersample" else n) for lab, n in per_class.items()}
+        n_test = {lab: int(round(cfg.test_fraction * k)) for lab, k in keep.items()}
+        hashed = selected.withColumn("h", F.xxhash64(F.lit(cfg.seed), "key"))
+        ranks = (hashed.select("label", "h", "rid")
+                 .withColumn("rank", F.row_number().over(Window.partitionBy("label").orderBy("h", "rid"))))
+        wanted = [(lab, k) for lab, k in keep.items()] + [(lab, k) for lab, k in n_test.items() if k > 0]
+        condition = functools.reduce(lambda a, b: a | b, [(F.col("label") == lab) & (F.col("rank") == k) for lab, k in wanted])
+        cuts = {(r.label, r["rank"]): (r.h, r.rid) for r in ranks.where(condition).collect()}
+        keep_h = {lab: cuts[(lab, k)] for lab, k in keep.items()}
+        test_h = {lab: cuts.get((lab, k)) for lab, k in n_test.items()}
 
-    def below(thresholds: dict[int, tuple[int, int] | None]):
-        """Rows at or before each class's threshold in (h, rid) order."""
-        terms = [(F.col("label") == lab) & ((F.col("h") < t[0]) | ((F.col("h") == t[0]) & (F.col("rid") <= t[1])))
-                 for lab, t in thresholds.items() if t is not None]
-        return functools.reduce(lambda a, b: a | b, terms) if terms else F.lit(False)
+        def below(thresholds: dict[int, tuple[int, int] | None]):
+            """Rows at or before each class's threshold in (h, rid) order."""
+            terms = [(F.col("label") == lab) & ((F.col("h") < t[0]) | ((F.col("h") == t[0]) & (F.col("rid") <= t[1])))
+                     for lab, t in thresholds.items() if t is not None]
+            return functools.reduce(lambda a, b: a | b, terms) if terms else F.lit(False)
 
-    kept = hashed.where(below(keep_h))
-    test = kept.where(below(test_h))
-    train = kept.where(~below(test_h))
-    lap("cutflow_balance_split")
+        kept = hashed.where(below(keep_h))
+        test = kept.where(below(test_h))
+        train = kept.where(~below(test_h))
+        lap("cutflow_balance_split")
 
-    # 3. Scalers from the training split only.
-    m_struct, m_arrow = _spark_schema_arrow(spark, MOMENTS_SCHEMA)
-    parts = train.select("hlf", "particles").mapInArrow(functools.partial(moment_batches, schema=m_arrow), m_struct).collect()
-    moments = functools.reduce(Moments.merge, [Moments(np.array(r.hlf_min), np.array(r.hlf_max), r.n,
-                                                       np.array(r.total), np.array(r.total_sq)) for r in parts])
-    scaler = Scaler.fit(moments, per_event=cfg.per_event_standardisation)
-    lap("fit_scalers")
+        # 3. Scalers from the training split only.
+        m_struct, m_arrow = _spark_schema_arrow(spark, MOMENTS_SCHEMA)
+        parts = train.select("hlf", "particles").mapInArrow(functools.partial(moment_batches, schema=m_arrow), m_struct).collect()
+        moments = functools.reduce(Moments.merge, [Moments(np.array(r.hlf_min), np.array(r.hlf_max), r.n,
+                                                           np.array(r.total), np.array(r.total_sq)) for r in parts])
+        scaler = Scaler.fit(moments, per_event=cfg.per_event_standardisation)
+        lap("fit_scalers")
 
-    # 4. Scaled datasets; the training set in a seeded random order.
-    ddl = layouts.ANCHOR_SCHEMA if cfg.layout == "anchor" else layouts.COMPACT_SCHEMA
-    o_struct, o_arrow = _spark_schema_arrow(spark, ddl)
-    transform = functools.partial(transform_batches, scaler=scaler.to_dict(), layout=cfg.layout, schema=o_arrow)
-    shuffled = train.orderBy(F.xxhash64(F.lit(cfg.seed + 1), "key")).select("label", "hlf", "particles")
-    write_parquet(shuffled.mapInArrow(transform, o_struct), f"{tmp}/train")
-    lap("write_train")
-    write_parquet(test.orderBy("label", "h", "rid").select("label", "hlf", "particles").mapInArrow(transform, o_struct),
-                  f"{tmp}/test")
-    lap("write_test")
+        # 4. Scaled datasets; the training set in a seeded random order.
+        ddl = layouts.ANCHOR_SCHEMA if cfg.layout == "anchor" else layouts.COMPACT_SCHEMA
+        o_struct, o_arrow = _spark_schema_arrow(spark, ddl)
+        transform = functools.partial(transform_batches, scaler=scaler.to_dict(), layout=cfg.layout, schema=o_arrow)
+        shuffled = train.orderBy(F.xxhash64(F.lit(cfg.seed + 1), "key")).select("label", "hlf", "particles")
+        write_parquet(shuffled.mapInArrow(transform, o_struct), f"{tmp}/train")
+        lap("write_train")
+        write_parquet(test.orderBy("label", "h", "rid").select("label", "hlf", "particles").mapInArrow(transform, o_struct),
+                      f"{tmp}/test")
+        lap("write_test")
 
-    counts = {}
-    for split in ("train", "test"):
-        rows = spark.read.parquet(f"{tmp}/{split}").groupBy("label").count().collect()
-        counts[split] = {label_names.get(r.label, str(r.label)): r["count"] for r in sorted(rows)}
-    seconds = time.perf_counter() - start
-    metadata = {
-        "stage": "features",
-        "code_version": __version__,
-        "input": input_path,
-        "input_manifest_sha256": manifest_sha256,
-        "layout": cfg.layout,
-        "hlf_names": list(d.HLF_NAMES),
-        "particle_names": list(d.PARTICLE_NAMES),
-        "max_particles": d.MAX_PARTICLES,
-        "label_names": {str(k): v for k, v in sorted(label_names.items())},
-        "scaler": scaler.to_dict(),
-        "cutflow": cutflow,
-        "counts": counts,
-        "seeds": {"balance_split": cfg.seed, "shuffle": cfg.seed + 1},
-        "settings": cfg.model_dump(mode="json"),
-        "options": asdict(options),
-        "particle_order": "decreasing dR from the lepton (the lepton last)",
-        "seconds": seconds,
-        "timings_s": timings,
-        "software": software_versions(),
-    }
+        counts = {}
+        for split in ("train", "test"):
+            rows = spark.read.parquet(f"{tmp}/{split}").groupBy("label").count().collect()
+            counts[split] = {label_names.get(r.label, str(r.label)): r["count"] for r in sorted(rows)}
+        seconds = time.perf_counter() - start
+        metadata = {
+            "stage": "features",
+            "code_version": __version__,
+            "input": input_path,
+            "input_manifest_sha256": manifest_sha256,
+            "layout": cfg.layout,
+            "hlf_names": list(d.HLF_NAMES),
+            "particle_names": list(d.PARTICLE_NAMES),
+            "max_particles": d.MAX_PARTICLES,
+            "label_names": {str(k): v for k, v in sorted(label_names.items())},
+            "scaler": scaler.to_dict(),
+            "cutflow": cutflow,
+            "counts": counts,
+            "seeds": {"balance_split": cfg.seed, "shuffle": cfg.seed + 1},
+            "settings": cfg.model_dump(mode="json"),
+            "options": asdict(options),
+            "particle_order": "decreasing dR from the lepton (the lepton last)",
+            "seconds": seconds,
+            "timings_s": timings,
+            "software": software_versions(),
+        }
+    except BaseException:
+        fs.delete(tmp)  # a failed run leaves nothing behind
+        raise
     fs.delete(f"{tmp}/_all")
     fs.write_text(f"{tmp}/metadata.json", json.dumps(metadata, indent=2, sort_keys=True) + "\n")
     if fs.exists(out):
