@@ -235,11 +235,20 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
         o_struct, o_arrow = _spark_schema_arrow(spark, ddl)
         transform = functools.partial(transform_batches, scaler=scaler.to_dict(), layout=cfg.layout, schema=o_arrow)
         shuffled = train.orderBy(F.xxhash64(F.lit(cfg.seed + 1), "key")).select("label", "hlf", "particles")
+        batch_key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+        user_batch = spark.conf.get(batch_key, None)
+        if cfg.layout == "anchor":
+            # 801 × 19 doubles per event: keep Arrow batches small so a task's memory stays bounded.
+            spark.conf.set(batch_key, "500")
         write_parquet(shuffled.mapInArrow(transform, o_struct), f"{tmp}/train")
         lap("write_train")
         write_parquet(test.orderBy("label", "h", "rid").select("label", "hlf", "particles").mapInArrow(transform, o_struct),
                       f"{tmp}/test")
         lap("write_test")
+        if user_batch is None:
+            spark.conf.unset(batch_key)
+        else:
+            spark.conf.set(batch_key, user_batch)
 
         counts = {}
         for split in ("train", "test"):
