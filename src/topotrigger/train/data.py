@@ -66,13 +66,17 @@ def _vectors(column: pa.ChunkedArray | pa.Array, width: int, name: str) -> np.nd
         column = column.combine_chunks()
     if pa.types.is_struct(column.type):
         kind = column.field("type").to_numpy(zero_copy_only=False)
-        values = column.field("values")
-        indices = column.field("indices")
+        values, indices = column.field("values"), column.field("indices")
         out = np.zeros((len(column), width), dtype=np.float32)
-        for row in np.flatnonzero(kind == 1):  # dense vectors
-            out[row] = values[row].values.to_numpy(zero_copy_only=False)
-        for row in np.flatnonzero(kind == 0):  # sparse vectors (rare: one-hot labels)
-            out[row, indices[row].values.to_numpy(zero_copy_only=False)] = values[row].values.to_numpy(zero_copy_only=False)
+        dense = np.flatnonzero(kind == 1)
+        if len(dense):
+            out[dense] = pc.list_flatten(values.take(dense)).to_numpy(zero_copy_only=False).reshape(len(dense), width)
+        sparse = np.flatnonzero(kind == 0)  # sparse vectors (e.g. one-hot labels)
+        if len(sparse):
+            taken = values.take(sparse)
+            rows = np.repeat(sparse, pc.list_value_length(taken).to_numpy(zero_copy_only=False))
+            cols = pc.list_flatten(indices.take(sparse)).to_numpy(zero_copy_only=False)
+            out[rows, cols] = pc.list_flatten(taken).to_numpy(zero_copy_only=False)
         return out
     flat = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(np.float32)
     if flat.size != len(column) * width:
@@ -118,13 +122,21 @@ def decode(table: pa.Table, layout: str, with_particles: bool, path: str = "") -
     return Events(hlf.astype(np.float32), particles, counts, labels)
 
 
+def _rows_of(events: Events, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the events `index`: each particle's source row, its event's position in `index`, its step."""
+    starts = np.concatenate([[0], np.cumsum(events.counts)])[:-1][index]
+    lengths = events.counts[index]
+    event = np.repeat(np.arange(len(index)), lengths)
+    step = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(starts, lengths) + step, event, step
+
+
 def collate(events: Events, index: np.ndarray) -> Batch:
-    starts = np.concatenate([[0], np.cumsum(events.counts)])
     lengths = events.counts[index]
     longest = max(int(lengths.max()) if len(lengths) else 0, 1)
     out = np.zeros((len(index), longest, N_FEATURES), dtype=np.float32)
-    for row, i in enumerate(index):
-        out[row, : lengths[row]] = events.particles[starts[i]:starts[i + 1]]
+    source, event, step = _rows_of(events, index)
+    out[event, step] = events.particles[source]
     return Batch(torch.from_numpy(events.hlf[index]), torch.from_numpy(out), torch.from_numpy(lengths),
                  torch.from_numpy(events.labels[index]))
 
@@ -135,9 +147,8 @@ def _concat(parts: list[Events]) -> Events:
 
 
 def _take(events: Events, index: np.ndarray) -> Events:
-    starts = np.concatenate([[0], np.cumsum(events.counts)])
-    rows = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in index]) if len(index) else np.zeros(0, int)
-    return Events(events.hlf[index], events.particles[rows], events.counts[index], events.labels[index])
+    source, _, _ = _rows_of(events, index)
+    return Events(events.hlf[index], events.particles[source], events.counts[index], events.labels[index])
 
 
 class ParquetEvents(torch.utils.data.IterableDataset):
