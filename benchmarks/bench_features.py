@@ -18,8 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import awkward as ak
-import numpy as np
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

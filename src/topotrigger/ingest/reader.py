@@ -58,7 +58,7 @@ def resolve_columns(tree: Any, columns: list[Column], path: str) -> dict[str, di
     leaves = set(leaf_names(tree))
     for column in columns:
         if column.is_collection:
-            resolved[column.name] = resolve(tree, column.name, [f for f, _ in column.fields], redact(path))[1]
+            resolved[column.name] = resolve(tree, column.name, [f for f, _ in column.fields], redact(path), leaves)[1]
         else:
             source = column.source or column.name
             if source not in leaves:
@@ -96,6 +96,14 @@ def to_record_batch(chunk: dict[str, Any], columns: list[Column]) -> pa.RecordBa
     return pa.RecordBatch.from_arrays(arrays, [c.name for c in columns])
 
 
+def _branch(raw: ak.Array, name: str, rntuple: bool) -> ak.Array:
+    """One branch of a chunk: TTrees give flat `C.F` fields, RNTuples nest them as C -> F."""
+    if rntuple and "." in name:
+        outer, inner = name.split(".", 1)
+        return raw[outer][inner]
+    return raw[name]
+
+
 def read_range(path: str, tree_name: str, columns: list[Column], start: int, stop: int,
                step: int = 50_000) -> Iterator[pa.RecordBatch]:
     """Record batches of entries [start, stop) of one file, `step` entries at a time."""
@@ -109,12 +117,11 @@ def read_range(path: str, tree_name: str, columns: list[Column], start: int, sto
             try:
                 if rntuple:
                     raw = tree.arrays(filter_name=branches, entry_start=lo, entry_stop=hi)
-                    get = lambda b: raw[b.split(".", 1)[0]][b.split(".", 1)[1]] if "." in b else raw[b]  # noqa: E731
                 else:
                     raw = tree.arrays(branches, entry_start=lo, entry_stop=hi, library="ak")
-                    get = lambda b: raw[b]  # noqa: E731
             except Exception as exc:
                 raise InputError(f"{redact(path)}: entries {lo}-{hi} are unreadable ({_reason(exc)})") from None
-            chunk = {name: ({f: get(b) for f, b in r.items()} if isinstance(r, dict) else get(r))
+            chunk = {name: ({f: _branch(raw, b, rntuple) for f, b in r.items()} if isinstance(r, dict)
+                           else _branch(raw, r, rntuple))
                      for name, r in resolved.items()}
             yield to_record_batch(chunk, columns)

@@ -37,13 +37,14 @@ def leaf_names(tree: Any) -> list[str]:
     return names
 
 
-def resolve(tree: Any, collection: str, fields: Sequence[str], file: str = "") -> tuple[str, dict[str, str]]:
+def resolve(tree: Any, collection: str, fields: Sequence[str], file: str = "",
+            available: set[str] | None = None) -> tuple[str, dict[str, str]]:
     """The collection's name in this tree and the branch name of each field.
 
     Tries `C.F`, then `C_F`, for `collection` and its aliases; raises InputError naming what is
     missing and the closest names in the file.
     """
-    available = set(leaf_names(tree))
+    available = set(leaf_names(tree)) if available is None else available
     for name in (collection, *ALIASES.get(collection, ())):
         found = {}
         for field in fields:
@@ -74,7 +75,8 @@ def read_collections(
     file: str = "",
 ) -> ak.Array:
     """Events with one field per collection, each a jagged record of the requested fields."""
-    resolved = {c: resolve(tree, c, fields, file)[1] for c, fields in collections.items()}
+    available = set(leaf_names(tree))
+    resolved = {c: resolve(tree, c, fields, file, available)[1] for c, fields in collections.items()}
     branches = sorted({b for mapping in resolved.values() for b in mapping.values()})
     arrays = tree.arrays(branches, entry_start=entry_start, entry_stop=entry_stop, library="ak")
     return ak.zip(

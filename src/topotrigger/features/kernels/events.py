@@ -88,7 +88,6 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
             cut, hlf, counts, out, max_tracks, max_photons, max_neutrals):
     n_events = len(t_off) - 1
     cursor = 0
-    order_buf = np.empty(d.MAX_PARTICLES, dtype=np.int64)
     dr_buf = np.empty(d.MAX_PARTICLES, dtype=np.float64)
     rows = np.empty((d.MAX_PARTICLES, d.N_PARTICLE_FEATURES), dtype=np.float64)
     for ev in range(n_events):
