@@ -206,6 +206,33 @@ def train(
                       + ", ".join(f"{a:.3f}" for a in last["val_auc"]))
 
 
+def _model_dirs(models: list[str] | None, cfg: Config) -> list[str]:
+    if models:
+        return models
+    found = sorted(str(p.parent) for p in (cfg.run_dir / "models").glob("*/model.json"))
+    if not found:
+        raise UserError(f"no --model given and no trained model under {cfg.run_dir / 'models'}")
+    return found
+
+
+@app.command()
+def evaluate(
+    ctx: typer.Context,
+    model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Model directory (repeatable) [default: every model under RUN_DIR/models].")] = None,
+    data: Annotated[Optional[str], typer.Option(help="Features output [default: RUN_DIR/features].")] = None,
+    out: Annotated[Optional[str], typer.Option(help="Report directory [default: RUN_DIR/evaluate].")] = None,
+    split: Annotated[str, typer.Option(help="Dataset split to evaluate on.")] = "test",
+) -> None:
+    """Score models on the test split: metrics.json, plots and a self-contained report.html."""
+    from topotrigger.evaluate.stage import evaluate as run_evaluate
+    from topotrigger.reporting import print_evaluate
+
+    cfg = _state(ctx).config()
+    result = run_evaluate(_model_dirs(model, cfg), data or str(cfg.run_dir / "features"),
+                          out or str(cfg.run_dir / "evaluate"), split)
+    print_evaluate(console, result)
+
+
 @app.command()
 def run(ctx: typer.Context) -> None:
     """Run the whole pipeline as far as it exists: generate -> ingest -> features -> train, in RUN_DIR."""

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from topotrigger.evaluate.stage import EvaluateResult
     from topotrigger.generate.stage import GenerateResult
     from topotrigger.features.stage import FeaturesResult
     from topotrigger.ingest.stage import IngestResult
@@ -60,3 +61,18 @@ def print_features(console: Console, result: "FeaturesResult") -> None:
         console.print(f"{split}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     console.print(f"{result.events_in} input events in {result.seconds:.1f} s "
                   f"({result.events_in / max(result.seconds, 1e-9):.0f} events/s); written to {result.out}")
+
+
+def print_evaluate(console: Console, result: "EvaluateResult") -> None:
+    metrics = result.metrics
+    classes = metrics["class_names"]
+    table = Table(title=f"{metrics['split']} split, {metrics['events']:,} events")
+    table.add_column("model")
+    for column in ("accuracy", *(f"AUC {c}" for c in classes), "bkg acc. @99% sig (ttbar)"):
+        table.add_column(column, justify="right")
+    for name, m in metrics["models"].items():
+        ttbar = m["per_class"].get("ttbar", {}).get("background_acceptance_at_99pct_signal")
+        table.add_row(name, f"{m['accuracy']:.3f}", *(f"{m['auc'][c]:.3f}" for c in classes),
+                      f"{ttbar:.3f}" if ttbar is not None else "-")
+    console.print(table)
+    console.print(f"report: {result.report}")

@@ -34,23 +34,33 @@ class HLFClassifier(nn.Module):
         return self.net(hlf)
 
 
-def _last_gru_state(gru: nn.GRU, particles: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    packed = pack_padded_sequence(particles, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-    _, h = gru(packed)
-    return h[-1]
+def _last_gru_state(gru: nn.GRU, particles: torch.Tensor, lengths: torch.Tensor, packed: bool) -> torch.Tensor:
+    lengths = lengths.clamp(min=1)
+    if packed:
+        _, h = gru(pack_padded_sequence(particles, lengths.cpu(), batch_first=True, enforce_sorted=False))
+        return h[-1]
+    # Exporters cannot trace packed sequences. The GRU is causal, so its output at step length-1 of
+    # the padded sequence is the packed final state (more work, same numbers).
+    out, _ = gru(particles)
+    index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, out.shape[2])
+    return out.gather(1, index).squeeze(1)
 
 
-class ParticleGRU(nn.Module):
+class _SequenceModel(nn.Module):
+    packed = True  # set False for export (see `exportable`)
+
+
+class ParticleGRU(_SequenceModel):
     def __init__(self, hidden: int, dropout: float) -> None:
         super().__init__()
         self.gru = nn.GRU(N_FEATURES, hidden, batch_first=True)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, N_CLASSES))
 
     def forward(self, hlf: torch.Tensor, particles: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.head(_last_gru_state(self.gru, particles, lengths))
+        return self.head(_last_gru_state(self.gru, particles, lengths, self.packed))
 
 
-class InclusiveClassifier(nn.Module):
+class InclusiveClassifier(_SequenceModel):
     def __init__(self, hidden: int, dropout: float, dense: int) -> None:
         super().__init__()
         self.gru = nn.GRU(N_FEATURES, hidden, batch_first=True)
@@ -58,7 +68,7 @@ class InclusiveClassifier(nn.Module):
         self.head = nn.Sequential(nn.Linear(hidden + N_HLF, dense), nn.ReLU(), nn.Linear(dense, N_CLASSES))
 
     def forward(self, hlf: torch.Tensor, particles: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        state = _last_gru_state(self.gru, particles, lengths)
+        state = _last_gru_state(self.gru, particles, lengths, self.packed)
         return self.head(torch.cat([state, self.hlf_dropout(hlf)], dim=1))
 
 
@@ -95,3 +105,11 @@ def model_params(name: str, overrides: dict[str, Any] | None = None) -> dict[str
 
 def build_model(name: str, params: dict[str, Any] | None = None) -> nn.Module:
     return _CLASSES[name](**model_params(name, params))
+
+
+def exportable(model: nn.Module) -> nn.Module:
+    """The same model with every GRU run over padded steps instead of packed sequences (traceable)."""
+    for module in model.modules():
+        if isinstance(module, _SequenceModel):
+            module.packed = False
+    return model

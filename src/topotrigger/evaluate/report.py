@@ -1,0 +1,98 @@
+"""A self-contained `report.html`: plots embedded as base64 PNG, tables, configuration, versions."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from topotrigger.evaluate.metrics import ACCEPTANCES
+
+# DESIGN.md section 5: the published figures, on the CERN dataset (not ours): comparable in kind only.
+PUBLISHED_2020 = {
+    "hlf (2020 published, other dataset)": {"accuracy": 0.916, "auc": {"qcd": 0.987, "ttbar": 0.986, "wjets": 0.981}},
+    "inclusive (2020 published, other dataset)": {"accuracy": 0.956, "auc": {"qcd": 0.995, "ttbar": 0.997, "wjets": 0.995}},
+}
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+tr.reference td { color: #777; font-style: italic; }
+img { max-width: 100%; }
+pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+"""
+
+
+def _table(header: list[str], rows: list[list[Any]], classes: list[str] | None = None) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = []
+    for i, row in enumerate(rows):
+        css = f' class="{classes[i]}"' if classes and classes[i] else ""
+        body.append(f"<tr{css}>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return str(value)
+
+
+def _image(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<p><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"></p>'
+
+
+def write_report(path: Path, metrics: dict[str, Any], plots: list[Path], context: dict[str, Any]) -> Path:
+    classes: list[str] = metrics["class_names"]
+    models: dict[str, Any] = metrics["models"]
+    summary_rows, css = [], []
+    for name, m in models.items():
+        t = m["training"]
+        summary_rows.append([name, m["accuracy"], *(m["auc"][c] for c in classes), t.get("epochs", ""),
+                             t.get("seconds", ""), t.get("events_per_s", ""), m["model_bytes"]])
+        css.append("")
+    for name, ref in PUBLISHED_2020.items():
+        summary_rows.append([name, ref["accuracy"], *(ref["auc"][c] for c in classes), "", "", "", ""])
+        css.append("reference")
+    summary = _table(["model", "accuracy", *(f"AUC {c}" for c in classes), "epochs", "training s",
+                      "training events/s", "model bytes"], summary_rows, css)
+
+    trigger_rows = []
+    for name, m in models.items():
+        for c in classes:
+            view = m["per_class"][c]
+            effs = view["signal_efficiency_at_background_acceptance"]
+            trigger_rows.append([name, c, *(effs[str(a)] for a in ACCEPTANCES),
+                                 view["background_acceptance_at_99pct_signal"], view["rate_reduction_at_99pct_signal"]])
+    trigger = _table(["model", "selector", *(f"signal eff. at {a:g} bkg" for a in ACCEPTANCES),
+                      "bkg acceptance at 99% signal", "rate reduction at 99% signal"], trigger_rows)
+
+    cutflow = context.get("cutflow") or {}
+    steps = list(next(iter(cutflow.values()), {}).keys())
+    cutflow_table = _table(["class", *steps], [[c, *(flow[s] for s in steps)] for c, flow in cutflow.items()])
+
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>topotrigger evaluation</title><style>{_STYLE}</style></head>
+<body>
+<h1>topotrigger evaluation</h1>
+<p>Dataset <code>{html.escape(str(metrics['dataset']))}</code>, split <code>{html.escape(metrics['split'])}</code>,
+{metrics['events']:,} events. Reference rows (grey) are the 2020 published figures on the CERN dataset,
+not on these events: comparable in kind, not to the digit.</p>
+<h2>Classifiers</h2>{summary}
+<h2>Trigger view</h2>
+<p>Each class's score as a selector of that class, on top of the lepton selection (which keeps
+every event here: signal efficiency 1, background acceptance 1). Background = the other classes.</p>
+{trigger}
+<h2>Plots</h2>{''.join(_image(p) for p in plots)}
+<h2>Dataset cut flow</h2>{cutflow_table}
+<h2>Configuration</h2><pre>{html.escape(json.dumps(context.get('configuration', {}), indent=2, sort_keys=True))}</pre>
+<h2>Software</h2><pre>{html.escape(json.dumps(context.get('software', {}), indent=2, sort_keys=True))}</pre>
+</body></html>
+"""
+    path.write_text(page)
+    return path
