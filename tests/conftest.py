@@ -36,3 +36,41 @@ def _no_user_config(monkeypatch: pytest.MonkeyPatch) -> None:
     # Tests must not pick up a developer's environment by accident.
     monkeypatch.delenv("TOPOTRIGGER_CONFIG", raising=False)
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+
+
+@pytest.fixture(scope="session")
+def synthetic_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
+    """A synthetic training-layout dataset and every model trained on it for two epochs."""
+    from tests.datasets import write_compact
+    from topotrigger.train.loop import TrainSettings
+    from topotrigger.train.models import MODELS
+    from topotrigger.train.stage import train
+
+    root = tmp_path_factory.mktemp("synthetic")
+    write_compact(root / "features" / "train", 600, 1)
+    write_compact(root / "features" / "test", 150, 2)
+    models = {}
+    for name in MODELS:
+        models[name] = root / "models" / name
+        train(TrainSettings(model=name, epochs=2, batch_size=32, lr=1e-2), str(root / "features"), str(models[name]))
+    return root / "features", models
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(spark, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Generated → ingested → features → hlf and inclusive models, on a few hundred real events."""
+    from topotrigger.config import FeaturesConfig, GenerateConfig, IngestConfig
+    from topotrigger.features.stage import features
+    from topotrigger.generate.stage import generate
+    from topotrigger.ingest.stage import ingest
+    from topotrigger.train.loop import TrainSettings
+    from topotrigger.train.stage import train
+
+    root = tmp_path_factory.mktemp("pipeline")
+    generate(GenerateConfig(events=200, files_per_class=1, seed=77), root / "generate", spark, progress=False, plots=False)
+    ingest(IngestConfig(), [str(root / "generate")], str(root / "ingest"), spark)
+    features(FeaturesConfig(seed=3), str(root / "ingest"), str(root / "features"), spark)
+    for name in ("hlf", "inclusive"):
+        train(TrainSettings(model=name, epochs=3, batch_size=32, lr=5e-3), str(root / "features"),
+              str(root / "models" / name))
+    return root

@@ -234,6 +234,40 @@ def evaluate(
 
 
 @app.command()
+def predict(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model directory (output of train).")],
+    input: Annotated[str, typer.Option("--input", "-i", help="Training-layout Parquet (compact or anchor) or ingested events.")],
+    out: Annotated[str, typer.Option(help="Output Parquet directory: keys and per-class scores.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+) -> None:
+    """Batch inference on Spark; ingested events go through selection, features and the model's scaling."""
+    from topotrigger.predict.stage import predict as run_predict
+
+    state = _state(ctx)
+    cfg = state.config()
+    result = run_predict(model, input, out, _spark(state, cfg), overwrite)
+    console.print(f"scored {result.events:,} events ({result.layout} input) in {result.seconds:.1f} s -> {result.out}")
+
+
+@app.command()
+def export(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model directory (output of train).")],
+    format: Annotated[str, typer.Option("--format", help="Export format (onnx).")] = "onnx",
+    out: Annotated[Optional[str], typer.Option(help="Output file [default: MODEL/model.onnx].")] = None,
+    data: Annotated[Optional[str], typer.Option(help="Training-layout Parquet to check the export on [default: the model's test split].")] = None,
+) -> None:
+    """Export a model to ONNX (dynamic batch and sequence length), checked with onnxruntime."""
+    from topotrigger.export.onnx import export_onnx
+
+    if format != "onnx":
+        raise UserError(f"unknown export format {format!r}; available: onnx")
+    result = export_onnx(model, out, data)
+    console.print(f"wrote {result.path}: scores match PyTorch on {result.events_checked:,} events "
+                  f"(max |diff| {result.max_abs_diff:.1e})")
+
+
+@app.command()
 def run(ctx: typer.Context) -> None:
     """Run the whole pipeline as far as it exists: generate -> ingest -> features -> train, in RUN_DIR."""
     from topotrigger.pipeline import run_pipeline

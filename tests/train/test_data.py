@@ -12,7 +12,7 @@ import pytest
 from topotrigger.errors import InputError
 from topotrigger.train.data import ParquetEvents
 
-from .conftest import synthetic_events
+from tests.datasets import synthetic_events
 
 
 def test_every_event_once_per_epoch_across_ranks(dataset: Path) -> None:

@@ -86,7 +86,7 @@ def test_diverging_training_stops_with_a_clear_message(tmp_path: Path) -> None:
 
     from topotrigger.train.loop import DivergedError
 
-    from .conftest import write_compact
+    from tests.datasets import write_compact
 
     root = tmp_path / "features"
     write_compact(root / "train", 100, 1)

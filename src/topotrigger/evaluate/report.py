@@ -57,7 +57,7 @@ def write_report(path: Path, metrics: dict[str, Any], plots: list[Path], context
                              t.get("seconds", ""), t.get("events_per_s", ""), m["model_bytes"]])
         css.append("")
     for name, ref in PUBLISHED_2020.items():
-        summary_rows.append([name, ref["accuracy"], *(ref["auc"][c] for c in classes), "", "", "", ""])
+        summary_rows.append([name, ref["accuracy"], *(ref["auc"].get(c, "") for c in classes), "", "", "", ""])
         css.append("reference")
     summary = _table(["model", "accuracy", *(f"AUC {c}" for c in classes), "epochs", "training s",
                       "training events/s", "model bytes"], summary_rows, css)

@@ -62,12 +62,13 @@ def _cast(batch_columns: dict[str, pa.Array], schema: pa.Schema) -> pa.RecordBat
     return pa.RecordBatch.from_arrays(list(batch_columns.values()), list(batch_columns)).cast(schema)
 
 
-def compute_batches(batches: Iterator[pa.RecordBatch], options: dict[str, bool], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+def compute_batches(batches: Iterator[pa.RecordBatch], options: dict[str, bool], schema: pa.Schema,
+                    extra: tuple[str, ...] = ()) -> Iterator[pa.RecordBatch]:
     opts = d.FeatureOptions(**options)
     for batch in batches:
         features = compute(collections_of(batch), opts)
         yield _cast({"label": batch.column("label"), "sample": batch.column("sample"), "key": batch.column("key"),
-                     **feature_columns(features)}, schema)
+                     **feature_columns(features), **{name: batch.column(name) for name in extra}}, schema)
 
 
 def _arrays(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -101,7 +102,7 @@ def transform_batches(batches: Iterator[pa.RecordBatch], scaler: dict[str, Any],
 
 # ---- driver side ------------------------------------------------------------------------------
 
-def _check_input(spark: "SparkSession", path: str, fs: HadoopFS) -> "DataFrame":
+def read_ingested(spark: "SparkSession", path: str, fs: HadoopFS) -> "DataFrame":
     if not fs.exists(path):
         raise MissingInputError(f"input not found: {path}")
     try:
@@ -127,6 +128,25 @@ def _spark_schema_arrow(spark: "SparkSession", ddl: str) -> tuple[Any, pa.Schema
 
     struct = _parse_datatype_string(ddl)
     return struct, to_arrow_schema(struct)
+
+
+def event_key() -> Any:
+    """The event's identity for seeded sampling (a Column). Hashing the small collections is enough to
+    tell events apart (MET alone is a continuous value) and avoids hashing thousands of EFlow values."""
+    from pyspark.sql import functions as F
+
+    return F.xxhash64("label", "sample", "MissingET", "Electron", "MuonTight", "Jet",
+                      F.size("EFlowTrack"), F.size("EFlowPhoton")).alias("key")
+
+
+def compute_features(spark: "SparkSession", keyed: "DataFrame", options: d.FeatureOptions,
+                     extra: tuple[str, ...] = ()) -> "DataFrame":
+    """Unscaled features and the cut-flow step reached, per event of `keyed` (collections, label, sample,
+    key); the `extra` columns of `keyed` pass through."""
+    ddl = ", ".join([COMPUTED_SCHEMA] + [f"{name} {keyed.schema[name].dataType.simpleString()}" for name in extra])
+    struct, arrow_schema = _spark_schema_arrow(spark, ddl)
+    task = functools.partial(compute_batches, options=asdict(options), schema=arrow_schema, extra=extra)
+    return keyed.mapInArrow(task, struct)
 
 
 def manifest_digest(manifest: dict[str, Any]) -> str:
@@ -158,7 +178,7 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
     fs = HadoopFS(spark, out)
     if fs.exists(out) and not overwrite:
         raise OutputExistsError(f"output {out} exists; pass --overwrite to replace it")
-    events = _check_input(spark, input_path, fs)
+    events = read_ingested(spark, input_path, fs)
     label_names: dict[int, str] = {}
     manifest_sha256 = None
     manifest_path = f"{input_path}/_manifest.json"
@@ -179,13 +199,7 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
             mark = now
 
         # 1. Features of every event, with the cut-flow step it reached; kept on disk for the passes below.
-        # The event's identity for seeded sampling: hashing the small collections is enough to tell events
-        # apart (MET alone is a continuous value) and avoids hashing thousands of EFlow values per event.
-        keyed = events.select(*PIPELINE_COLLECTIONS, "label", "sample",
-                              F.xxhash64("label", "sample", "MissingET", "Electron", "MuonTight", "Jet",
-                                         F.size("EFlowTrack"), F.size("EFlowPhoton")).alias("key"))
-        struct, arrow_schema = _spark_schema_arrow(spark, COMPUTED_SCHEMA)
-        computed = keyed.mapInArrow(functools.partial(compute_batches, options=asdict(options), schema=arrow_schema), struct)
+        computed = compute_features(spark, events.select(*PIPELINE_COLLECTIONS, "label", "sample", event_key()), options)
         # A row id, fixed once written, breaks ties between identical events (copied input files).
         write_parquet(computed.withColumn("rid", F.monotonically_increasing_id()), f"{tmp}/_all")
         everything = spark.read.parquet(f"{tmp}/_all")

@@ -6,7 +6,8 @@ import platform
 import sys
 from importlib import metadata
 
-_PACKAGES = ("topotrigger", "pyspark", "pyarrow", "numpy", "awkward", "uproot", "numba", "pythia8mc", "fastjet", "torch")
+_PACKAGES = ("topotrigger", "pyspark", "pyarrow", "numpy", "awkward", "uproot", "numba", "pythia8mc", "fastjet", "torch",
+             "onnx", "onnxruntime", "optuna")
 
 
 def software_versions() -> dict[str, str]:

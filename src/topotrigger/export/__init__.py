@@ -1,0 +1,1 @@
+"""The `export` stage: saved models to ONNX, checked with onnxruntime."""

@@ -1,0 +1,1 @@
+"""The `predict` stage: batch inference of a saved model on Spark."""

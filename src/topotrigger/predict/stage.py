@@ -1,0 +1,145 @@
+"""Batch inference on Spark: a saved model scores a dataset in `mapInArrow` tasks.
+
+Inputs, told apart by their columns:
+- a training-layout dataset (compact or the 2020 anchor layout), already selected and scaled;
+- ingested events (the output of `ingest`): the selection and features run first, then the model's
+  own saved scaling; events failing the selection get no score.
+
+Output Parquet, one row per scored event: `file` and `row` (the input Parquet file path and row
+index), `label`, for ingested input also `sample` and `key` (the features stage's event hash), then
+`score_<class>` per class and `predicted`. The model travels to the executors as bytes in the
+task closure, so executors need no access to the model directory.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from topotrigger.errors import InputError, MissingInputError, OutputExistsError
+from topotrigger.features.kernels import definitions as d
+from topotrigger.features.scaling import Scaler
+from topotrigger.io.arrow_writer import write_parquet
+from topotrigger.io.hadoop import HadoopFS
+from topotrigger.train.data import ANCHOR, COMPACT, Events, decode
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from topotrigger.train.saved import SavedModel
+
+
+@dataclass
+class PredictResult:
+    out: str
+    layout: str
+    events: int
+    seconds: float
+
+
+def _raw_events(batch: pa.RecordBatch, scaler: dict[str, Any]) -> Events:
+    """Unscaled features of the features stage → the model's input, scaled as at training time."""
+    from topotrigger.features.stage import _arrays
+
+    hlf, particles, counts = _arrays(batch)
+    scale = Scaler(**scaler)
+    return Events(scale.transform_hlf(hlf).astype(np.float32),
+                  scale.transform_particles(particles, counts).astype(np.float32), counts,
+                  batch.column("label").to_numpy(zero_copy_only=False).astype(np.int64))
+
+
+def score_batches(batches: Iterator[pa.RecordBatch], info: dict[str, Any], weights: bytes, layout: str,
+                  keys: list[str], classes: list[str], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    import torch
+
+    from topotrigger.train.saved import SavedModel
+
+    torch.set_num_threads(1)  # one task per core: Spark owns the parallelism
+    saved = SavedModel.from_parts(info, weights)
+    for batch in batches:
+        if layout == "raw":
+            events = _raw_events(batch, info["scaler"])
+        else:
+            events = decode(pa.Table.from_batches([batch]), layout, saved.uses_particles)
+        scores = saved.probabilities(events)
+        columns = {k: batch.column(k) for k in keys}
+        columns.update({f"score_{c}": pa.array(scores[:, i]) for i, c in enumerate(classes)})
+        columns["predicted"] = pa.array(np.argmax(scores, axis=1).astype(np.int32))
+        yield pa.RecordBatch.from_arrays(list(columns.values()), list(columns)).cast(schema)
+
+
+def _input(spark: "SparkSession", path: str, saved: "SavedModel") -> tuple["DataFrame", str, list[str]]:
+    from pyspark.sql import functions as F
+
+    from topotrigger.features.stage import compute_features, event_key, read_ingested
+    from topotrigger.io.delphes import PIPELINE_COLLECTIONS
+
+    fs = HadoopFS(spark, path)
+    if not fs.exists(path):
+        raise MissingInputError(f"input not found: {path}")
+    try:
+        df = spark.read.parquet(path)
+    except Exception as exc:
+        raise InputError(f"{path} is not a Parquet dataset ({str(exc).splitlines()[0][:200]})") from None
+    position = [F.col("_metadata.file_path").alias("file"), F.col("_metadata.row_index").alias("row")]
+    names = set(df.columns)
+    for layout, needed in (("compact", COMPACT), ("anchor", ANCHOR)):
+        if set(needed) <= names:
+            label = [F.col("label")] if "label" in names else [F.lit(-1).alias("label")]
+            if layout == "anchor" and "label" not in names:
+                label = [F.expr("array_position(transform(encoded_label, x -> x = array_max(encoded_label)), true) - 1")
+                         .cast("int").alias("label")]
+            features = [c for c in needed if c != "label"]
+            return df.select(*position, *label, *features), layout, ["file", "row", "label"]
+    if set(PIPELINE_COLLECTIONS) <= names:
+        if not saved.info.get("scaler"):
+            raise InputError(f"model {saved.name} has no saved scaler: it cannot score ingested events")
+        events = read_ingested(spark, path, fs).select("*", *position)
+        options = d.FeatureOptions(**(saved.info.get("feature_options") or {}))
+        computed = compute_features(spark, events.select(*PIPELINE_COLLECTIONS, "label", "sample", event_key(),
+                                                         "file", "row"), options, extra=("file", "row"))
+        selected = computed.where(F.col("cut") == d.CUT_FINAL).select("file", "row", "label", "sample", "key", "hlf", "particles")
+        return selected, "raw", ["file", "row", "label", "sample", "key"]
+    raise InputError(f"{path} is neither a training dataset (columns {', '.join(COMPACT)} or {', '.join(ANCHOR)}) "
+                     f"nor ingested events (columns {', '.join(PIPELINE_COLLECTIONS)})")
+
+
+def predict(model_dir: str, input_path: str, out: str, spark: "SparkSession", overwrite: bool = False) -> PredictResult:
+    from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.types import _parse_datatype_string
+
+    from topotrigger.evaluate.stage import class_names
+    from topotrigger.train.saved import SavedModel
+
+    start = time.perf_counter()
+    input_path = input_path if "://" in input_path else os.path.abspath(input_path)
+    out = out if "://" in out else os.path.abspath(out)
+    saved = SavedModel.load(model_dir)
+    fs = HadoopFS(spark, out)
+    if fs.exists(out) and not overwrite:
+        raise OutputExistsError(f"output {out} exists; pass --overwrite to replace it")
+    df, layout, keys = _input(spark, input_path, saved)
+    classes = [c.replace(" ", "_") for c in class_names({"label_names": saved.info.get("label_names")})]
+    key_types = {"file": "string", "row": "bigint", "label": "int", "sample": "string", "key": "bigint"}
+    ddl = ", ".join([f"{k} {key_types[k]}" for k in keys] + [f"score_{c} float" for c in classes] + ["predicted int"])
+    struct = _parse_datatype_string(ddl)
+    scorer = functools.partial(score_batches, info=saved.info, weights=saved.weights(), layout=layout, keys=keys,
+                               classes=classes, schema=to_arrow_schema(struct))
+    tmp = f"{out.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        counts = write_parquet(df.mapInArrow(scorer, struct), tmp)
+    except BaseException:
+        fs.delete(tmp)
+        raise
+    if fs.exists(out):
+        fs.delete(out)
+    fs.rename(tmp, out)
+    return PredictResult(out, layout, sum(counts.values()), time.perf_counter() - start)
