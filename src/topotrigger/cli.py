@@ -172,6 +172,54 @@ def features(
     print_features(console, result)
 
 
+def _read_params(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"--params file not found: {path}") from None
+    except ValueError as exc:
+        raise UserError(f"--params {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("params", {}), dict):
+        raise UserError(f"--params {path} must be a JSON object like tune's best.json: {{\"params\": {{...}}}}")
+    return data
+
+
+@app.command()
+def tune(
+    ctx: typer.Context,
+    data: Annotated[Optional[str], typer.Option(help="Features output [default: RUN_DIR/features].")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model to tune (tune.model).")] = None,
+    search: Annotated[Optional[str], typer.Option(help="grid, random or optuna (tune.search).")] = None,
+    trials: Annotated[Optional[int], typer.Option(help="Trials for random/optuna; 0 with grid: all (tune.trials).")] = None,
+    space: Annotated[Optional[str], typer.Option(help="Search space: JSON object or JSON/TOML file, name -> list of values [default: the model's, the 2019 grid for hlf].")] = None,
+    sample_fraction: Annotated[Optional[float], typer.Option(help="Share of the training split used by each trial (tune.sample_fraction).")] = None,
+    parallelism: Annotated[Optional[int], typer.Option(help="Trials per wave of Spark tasks; 0: default parallelism (tune.parallelism).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of sampling and search (tune.seed).")] = None,
+    out: Annotated[Optional[str], typer.Option(help="Output directory [default: RUN_DIR/tune/MODEL].")] = None,
+) -> None:
+    """Hyperparameter search, one Spark task per trial; resumable; writes best.json for train --params."""
+    from topotrigger.reporting import print_tune
+    from topotrigger.tune.stage import tune as run_tune
+
+    state = _state(ctx)
+    cfg = state.config(**{"tune.model": model, "tune.search": search, "tune.trials": trials,
+                          "tune.sample_fraction": sample_fraction, "tune.parallelism": parallelism, "tune.seed": seed})
+    result = run_tune(cfg.tune, data or str(cfg.run_dir / "features"), out or str(cfg.run_dir / "tune" / cfg.tune.model),
+                      _spark(state, cfg), space, _train_defaults(cfg))
+    print_tune(console, result)
+
+
+def _train_defaults(cfg: Config):
+    from topotrigger.train.loop import TrainSettings
+
+    t = cfg.train
+    return TrainSettings(model=cfg.tune.model, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed)
+
+
 @app.command()
 def train(
     ctx: typer.Context,
@@ -183,6 +231,7 @@ def train(
     lr: Annotated[Optional[float], typer.Option(help="Learning rate for one worker (train.lr).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Data-parallel workers; > 1 uses TorchDistributor (train.workers).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed (train.seed).")] = None,
+    params: Annotated[Optional[Path], typer.Option(help="JSON of hyperparameters, e.g. tune's best.json; explicit options win.")] = None,
     gpu: Annotated[bool, typer.Option(help="Train on a GPU when one is present.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = False,
     checkpoint_every: Annotated[int, typer.Option(help="Also checkpoint every K optimizer steps (0: per epoch only).", min=0)] = 0,
@@ -192,11 +241,15 @@ def train(
     from topotrigger.train.stage import train as run_train
 
     state = _state(ctx)
-    cfg = state.config(**{"train.model": model, "train.epochs": epochs, "train.batch_size": batch_size, "train.lr": lr,
+    tuned = _read_params(params)
+    cfg = state.config(**{"train.model": model or tuned.get("model"), "train.epochs": epochs or tuned.get("epochs"),
+                          "train.batch_size": batch_size or tuned.get("batch_size"), "train.lr": lr or tuned.get("lr"),
                           "train.workers": workers, "train.seed": seed})
     t = cfg.train
+    if tuned.get("model") and tuned["model"] != t.model:
+        raise UserError(f"{params} holds {tuned['model']} hyperparameters but the model is {t.model}")
     settings = TrainSettings(model=t.model, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed,
-                             checkpoint_every_steps=checkpoint_every)
+                             params=tuned.get("params", {}), checkpoint_every_steps=checkpoint_every)
     spark = _spark(state, cfg) if t.workers > 1 else None
     history = run_train(settings, data or str(cfg.run_dir / "features"), out or str(cfg.run_dir / "models" / t.model),
                         t.workers, spark, resume, gpu)

@@ -95,12 +95,23 @@ class TrainConfig(_Section):
     seed: int = Field(default=7, ge=0)
 
 
+class TuneConfig(_Section):
+    model: Literal["hlf", "particle", "inclusive", "transformer"] = "hlf"
+    search: Literal["grid", "random", "optuna"] = "random"
+    trials: int = Field(default=8, ge=0, description="trials for random/optuna; 0 with grid: the whole grid")
+    sample_fraction: float = Field(default=0.02, gt=0.0, le=1.0)
+    min_sample_events: int = Field(default=1000, ge=0)
+    parallelism: int = Field(default=0, ge=0, description="trials per wave; 0: Spark's default parallelism")
+    seed: int = Field(default=11, ge=0)
+
+
 class Config(_Section):
     run_dir: Path = Path("runs/demo")
     spark: SparkConfig = Field(default_factory=SparkConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
 
     def to_toml(self) -> str:

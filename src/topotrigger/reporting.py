@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from topotrigger.generate.stage import GenerateResult
     from topotrigger.features.stage import FeaturesResult
     from topotrigger.ingest.stage import IngestResult
+    from topotrigger.tune.stage import TuneResult
 
 
 def print_generate(console: Console, result: "GenerateResult") -> None:
@@ -76,3 +77,21 @@ def print_evaluate(console: Console, result: "EvaluateResult") -> None:
                       f"{ttbar:.3f}" if ttbar is not None else "-")
     console.print(table)
     console.print(f"report: {result.report}")
+
+
+def print_tune(console: Console, result: "TuneResult") -> None:
+    trials = result.trials
+    failed = [t for t in trials if t["status"] != "ok"]
+    table = Table(title=f"{len(trials)} trials ({result.ran} run now, {len(failed)} failed) in {result.out}")
+    for column in ("trial", "parameters", "val loss", "val acc.", "mean val AUC", "s"):
+        table.add_column(column, justify="left" if column == "parameters" else "right")
+    ranked = sorted((t for t in trials if t["status"] == "ok"), key=lambda t: t["val_loss"])
+    for t in ranked[:10]:
+        params = ", ".join(f"{k}={v}" for k, v in sorted(t["params"].items()))
+        table.add_row(str(t["index"]), params, f"{t['val_loss']:.4f}", f"{t['val_accuracy']:.3f}",
+                      f"{t['mean_val_auc']:.3f}", f"{t['seconds']:.1f}")
+    console.print(table)
+    for t in failed[:5]:
+        console.print(f"trial {t['index']} failed: {t['reason']}")
+    if result.best:
+        console.print(f"best parameters: {result.out / 'best.json'} (use: topotrigger train --params {result.out / 'best.json'})")

@@ -1,0 +1,1 @@
+"""The `tune` stage: hyperparameter search, one Spark task per trial."""
