@@ -200,6 +200,7 @@ def tune(
     parallelism: Annotated[Optional[int], typer.Option(help="Trials per wave of Spark tasks; 0: default parallelism (tune.parallelism).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of sampling and search (tune.seed).")] = None,
     out: Annotated[Optional[str], typer.Option(help="Output directory [default: RUN_DIR/tune/MODEL].")] = None,
+    mlflow: Annotated[Optional[str], typer.Option(help="Log to MLflow at this tracking URI ('local': RUN_DIR/mlflow.db); needs the mlflow extra.")] = None,
 ) -> None:
     """Hyperparameter search, one Spark task per trial; resumable; writes best.json for train --params."""
     from topotrigger.reporting import print_tune
@@ -211,6 +212,15 @@ def tune(
     result = run_tune(cfg.tune, data or str(cfg.run_dir / "features"), out or str(cfg.run_dir / "tune" / cfg.tune.model),
                       _spark(state, cfg), space, _train_defaults(cfg))
     print_tune(console, result)
+    if mlflow:
+        from topotrigger.tracking import log_run
+
+        ok = [t for t in result.trials if t["status"] == "ok"]
+        log_run(mlflow, cfg.run_dir, "tune", f"tune {cfg.tune.model}", cfg.tune.model_dump(mode="json"),
+                metrics={"trials": len(result.trials), "failed": len(result.trials) - len(ok),
+                         "best_val_loss": result.best["val_loss"] if result.best else None},
+                series=[{"val_loss": t["val_loss"], "mean_val_auc": t["mean_val_auc"]} for t in ok],
+                artifacts=[result.out / n for n in ("trials.csv", "best.json", "tune.png")])
 
 
 def _train_defaults(cfg: Config):
@@ -235,6 +245,7 @@ def train(
     gpu: Annotated[bool, typer.Option(help="Train on a GPU when one is present.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = False,
     checkpoint_every: Annotated[int, typer.Option(help="Also checkpoint every K optimizer steps (0: per epoch only).", min=0)] = 0,
+    mlflow: Annotated[Optional[str], typer.Option(help="Log to MLflow at this tracking URI ('local': RUN_DIR/mlflow.db); needs the mlflow extra.")] = None,
 ) -> None:
     """Train a classifier on a features dataset, in-process or distributed on Spark."""
     from topotrigger.train.loop import TrainSettings
@@ -251,8 +262,14 @@ def train(
     settings = TrainSettings(model=t.model, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed,
                              params=tuned.get("params", {}), checkpoint_every_steps=checkpoint_every)
     spark = _spark(state, cfg) if t.workers > 1 else None
-    history = run_train(settings, data or str(cfg.run_dir / "features"), out or str(cfg.run_dir / "models" / t.model),
-                        t.workers, spark, resume, gpu)
+    model_dir = Path(out or cfg.run_dir / "models" / t.model)
+    history = run_train(settings, data or str(cfg.run_dir / "features"), str(model_dir), t.workers, spark, resume, gpu)
+    if mlflow:
+        from topotrigger.tracking import epoch_series, log_run
+
+        log_run(mlflow, cfg.run_dir, "train", t.model, {"model": t.model, "workers": t.workers, **history["settings"],
+                                                       "params": history["params"]},
+                series=epoch_series(history), artifacts=[model_dir / n for n in ("model.json", "history.json", "model.pt")])
     last = history["epochs"][-1] if history["epochs"] else None
     if last:
         console.print(f"{t.model}: val accuracy {last['val_accuracy']:.3f}, val AUC "
@@ -275,6 +292,7 @@ def evaluate(
     data: Annotated[Optional[str], typer.Option(help="Features output [default: RUN_DIR/features].")] = None,
     out: Annotated[Optional[str], typer.Option(help="Report directory [default: RUN_DIR/evaluate].")] = None,
     split: Annotated[str, typer.Option(help="Dataset split to evaluate on.")] = "test",
+    mlflow: Annotated[Optional[str], typer.Option(help="Log to MLflow at this tracking URI ('local': RUN_DIR/mlflow.db); needs the mlflow extra.")] = None,
 ) -> None:
     """Score models on the test split: metrics.json, plots and a self-contained report.html."""
     from topotrigger.evaluate.stage import evaluate as run_evaluate
@@ -284,6 +302,15 @@ def evaluate(
     result = run_evaluate(_model_dirs(model, cfg), data or str(cfg.run_dir / "features"),
                           out or str(cfg.run_dir / "evaluate"), split)
     print_evaluate(console, result)
+    if mlflow:
+        from topotrigger.tracking import log_run
+
+        m = result.metrics
+        values = {f"{name}.{key}_{c}": v for name, r in m["models"].items() for key in ("auc",) for c, v in r["auc"].items()}
+        values |= {f"{name}.accuracy": r["accuracy"] for name, r in m["models"].items()}
+        log_run(mlflow, cfg.run_dir, "evaluate", "evaluate", {"dataset": m["dataset"], "split": split,
+                                                             "models": ",".join(m["models"])},
+                metrics=values, artifacts=sorted(result.out.iterdir()))
 
 
 @app.command()
@@ -321,13 +348,16 @@ def export(
 
 
 @app.command()
-def run(ctx: typer.Context) -> None:
-    """Run the whole pipeline as far as it exists: generate -> ingest -> features -> train, in RUN_DIR."""
+def run(
+    ctx: typer.Context,
+    force: Annotated[Optional[str], typer.Option(help="Redo this stage and every later one: generate, ingest, features, tune, train, evaluate.")] = None,
+) -> None:
+    """The whole pipeline in RUN_DIR: generate, ingest, features, tune, train, evaluate; current stages are skipped."""
     from topotrigger.pipeline import run_pipeline
 
     state = _state(ctx)
     cfg = state.config()
-    run_pipeline(cfg, _spark(state, cfg), console)
+    run_pipeline(cfg, lambda: _spark(state, cfg), console, force)
 
 
 def main(argv: list[str] | None = None) -> None:

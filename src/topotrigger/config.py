@@ -105,6 +105,12 @@ class TuneConfig(_Section):
     seed: int = Field(default=11, ge=0)
 
 
+class RunConfig(_Section):
+    models: list[Literal["hlf", "particle", "inclusive", "transformer"]] = Field(
+        default_factory=lambda: ["hlf", "particle", "inclusive"], min_length=1)
+    tune: bool = True
+
+
 class Config(_Section):
     run_dir: Path = Path("runs/demo")
     spark: SparkConfig = Field(default_factory=SparkConfig)
@@ -113,6 +119,7 @@ class Config(_Section):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
 
     def to_toml(self) -> str:
         return _to_toml(self.model_dump(mode="json", exclude_none=True))
