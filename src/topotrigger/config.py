@@ -61,7 +61,7 @@ class SparkConfig(_Section):
 
 
 class GenerateConfig(_Section):
-    events: int = Field(default=1500, gt=0, description="events per class written after the generator filter")
+    events: int = Field(default=4000, gt=0, description="events per class written after the generator filter")
     classes: list[Literal["qcd", "ttbar", "wjets"]] = Field(default_factory=lambda: list(CLASSES), min_length=1)
     profile: Literal["fast", "full"] = "fast"
     pileup: float = Field(default=0.0, ge=0.0, le=200.0)
