@@ -28,6 +28,10 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+cluster_app = typer.Typer(help="A Spark standalone cluster on this machine (127.0.0.1), from the installed pyspark.",
+                          no_args_is_help=True)
+app.add_typer(cluster_app, name="cluster")
+StateDir = Annotated[Optional[Path], typer.Option(help="Where logs, pids and cluster.json live [default: ~/.local/state/topotrigger/cluster].")]
 
 err_console = Console(stderr=True)
 console = Console()
@@ -76,6 +80,46 @@ def root(
 def config_show(ctx: typer.Context) -> None:
     """Print the effective configuration (defaults, file, CLI options) as TOML."""
     console.print(_state(ctx).config().to_toml(), markup=False, highlight=False, end="")
+
+
+def _print_cluster(status: Any) -> None:
+    if not status.running:
+        console.print(f"no cluster running (state directory {status.state_dir})")
+        return
+    console.print(f"master {status.master_url} (web UI {status.webui_url}): {status.alive_workers} worker(s) alive, "
+                  f"{status.cores} cores, {status.memory_mb} MB; state in {status.state_dir}")
+
+
+@cluster_app.command("start")
+def cluster_start(
+    workers: Annotated[int, typer.Option(help="Worker daemons.", min=1)] = 2,
+    cores_per_worker: Annotated[int, typer.Option(help="Cores each worker offers.", min=1)] = 1,
+    memory: Annotated[str, typer.Option(help="Memory each worker offers (e.g. 1g).")] = "1g",
+    port: Annotated[int, typer.Option(help="Master port.")] = 7077,
+    state_dir: StateDir = None,
+) -> None:
+    """Start a master and workers bound to 127.0.0.1 (nothing happens if this state's cluster runs)."""
+    from topotrigger.runtime import cluster
+
+    _print_cluster(cluster.start(cluster.ClusterSpec(workers, cores_per_worker, memory, port),
+                                 state_dir or cluster.DEFAULT_STATE_DIR))
+
+
+@cluster_app.command("stop")
+def cluster_stop(state_dir: StateDir = None) -> None:
+    """Stop the daemons that `cluster start` started with this state directory."""
+    from topotrigger.runtime import cluster
+
+    stopped = cluster.stop(state_dir or cluster.DEFAULT_STATE_DIR)
+    console.print("cluster stopped" if stopped else "no cluster was running")
+
+
+@cluster_app.command("status")
+def cluster_status(state_dir: StateDir = None) -> None:
+    """Master URL, alive workers, cores and memory."""
+    from topotrigger.runtime import cluster
+
+    _print_cluster(cluster.status(state_dir or cluster.DEFAULT_STATE_DIR))
 
 
 def _split(value: str | None) -> list[str] | None:

@@ -61,6 +61,8 @@ def train(settings: TrainSettings, data_dir: str, out_dir: str, workers: int = 1
     data_dir = data_dir if "://" in data_dir else os.path.abspath(data_dir)
     out_dir = os.path.abspath(out_dir)
     info = check_inputs(settings, data_dir)
+    for derived in ("model.onnx", "model.onnx.json", "model.onnx.data"):
+        Path(out_dir, derived).unlink(missing_ok=True)  # an export of older weights must not outlive them
     if workers == 1:
         history = run_training(settings, data_dir, out_dir, resume=resume, gpu=gpu)
     else:
