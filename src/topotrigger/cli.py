@@ -278,7 +278,8 @@ def _train_defaults(cfg: Config):
 def train(
     ctx: typer.Context,
     data: Annotated[Optional[str], typer.Option(help="Features output (with train/ and test/) [default: RUN_DIR/features].")] = None,
-    model: Annotated[Optional[str], typer.Option(help="hlf, particle, inclusive or transformer (train.model).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="hlf, particle, inclusive, transformer (PyTorch) or mllib-rf, mllib-gbt, mllib-mlp, xgboost (Spark) (train.model).")] = None,
+    inputs: Annotated[str, typer.Option(help="Inputs of the Spark models: hlf, or hlf+summary (xgboost: HLF and particle-list summaries).")] = "hlf",
     out: Annotated[Optional[str], typer.Option(help="Model directory [default: RUN_DIR/models/MODEL].")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs (train.epochs).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Batch size per worker (train.batch_size).")] = None,
@@ -296,6 +297,11 @@ def train(
     from topotrigger.train.stage import train as run_train
 
     state = _state(ctx)
+    from topotrigger.sparkml.estimators import SPARK_MODELS
+    from topotrigger.train.models import MODELS
+
+    if model is not None and model not in (*MODELS, *SPARK_MODELS):
+        raise UserError(f"unknown model {model!r}; available: {', '.join((*MODELS, *SPARK_MODELS))}")
     tuned = _read_params(params)
     cfg = state.config(**{"train.model": model or tuned.get("model"), "train.epochs": epochs or tuned.get("epochs"),
                           "train.batch_size": batch_size or tuned.get("batch_size"), "train.lr": lr or tuned.get("lr"),
@@ -305,9 +311,18 @@ def train(
         raise UserError(f"{params} holds {tuned['model']} hyperparameters but the model is {t.model}")
     settings = TrainSettings(model=t.model, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed,
                              params=tuned.get("params", {}), checkpoint_every_steps=checkpoint_every)
-    spark = _spark(state, cfg) if t.workers > 1 else None
     model_dir = Path(out or cfg.run_dir / "models" / t.model)
-    history = run_train(settings, data or str(cfg.run_dir / "features"), str(model_dir), t.workers, spark, resume, gpu)
+    if t.model in SPARK_MODELS:
+        from topotrigger.sparkml.stage import train_spark_model
+
+        history = train_spark_model(t.model, settings.params, data or str(cfg.run_dir / "features"), str(model_dir),
+                                    _spark(state, cfg), inputs, t.seed)
+    else:
+        if inputs != "hlf":
+            raise UserError(f"--inputs is for the Spark models; {t.model} reads its inputs from the dataset")
+        spark = _spark(state, cfg) if t.workers > 1 else None
+        history = run_train(settings, data or str(cfg.run_dir / "features"), str(model_dir), t.workers, spark,
+                            resume, gpu)
     if mlflow:
         from topotrigger.tracking import epoch_series, log_run
 
@@ -344,7 +359,7 @@ def evaluate(
 
     cfg = _state(ctx).config()
     result = run_evaluate(_model_dirs(model, cfg), data or str(cfg.run_dir / "features"),
-                          out or str(cfg.run_dir / "evaluate"), split)
+                          out or str(cfg.run_dir / "evaluate"), split, spark=lambda: _spark(_state(ctx), cfg))
     print_evaluate(console, result)
     if mlflow:
         from topotrigger.tracking import log_run
@@ -389,6 +404,20 @@ def export(
     result = export_onnx(model, out, data)
     console.print(f"wrote {result.path}: scores match PyTorch on {result.events_checked:,} events "
                   f"(max |diff| {result.max_abs_diff:.1e})")
+
+
+@app.command()
+def bench(
+    ctx: typer.Context,
+    scale: Annotated[float, typer.Option(help="Dataset size: 1000 x SCALE generated events per class.", min=0.05)] = 1.0,
+    out: Annotated[Optional[Path], typer.Option(help="Output directory [default: RUN_DIR/bench].")] = None,
+) -> None:
+    """Scalability study: every stage at local[1], local[2] and on a 2-worker standalone cluster."""
+    from topotrigger.bench.study import study
+    from topotrigger.reporting import print_bench
+
+    cfg = _state(ctx).config()
+    print_bench(console, study(scale, out or cfg.run_dir / "bench"), out or cfg.run_dir / "bench")
 
 
 @app.command()

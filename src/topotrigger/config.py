@@ -86,8 +86,11 @@ class FeaturesConfig(_Section):
     per_event_standardisation: bool = False
 
 
+TrainModel = Literal["hlf", "particle", "inclusive", "transformer", "mllib-rf", "mllib-gbt", "mllib-mlp", "xgboost"]
+
+
 class TrainConfig(_Section):
-    model: Literal["hlf", "particle", "inclusive", "transformer"] = "hlf"
+    model: TrainModel = "hlf"
     epochs: int = Field(default=20, gt=0)
     batch_size: int = Field(default=64, gt=0)
     lr: float = Field(default=3e-3, gt=0.0)
@@ -106,7 +109,7 @@ class TuneConfig(_Section):
 
 
 class RunConfig(_Section):
-    models: list[Literal["hlf", "particle", "inclusive", "transformer"]] = Field(
+    models: list[TrainModel] = Field(
         default_factory=lambda: ["hlf", "particle", "inclusive"], min_length=1)
     tune: bool = True
 

@@ -148,7 +148,14 @@ def run_pipeline(cfg: Config, session: "SparkSession | Callable[[], SparkSession
 
     def do_train(out: Path) -> dict[str, Any]:
         summary = {}
+        from topotrigger.sparkml.estimators import SPARK_MODELS
+        from topotrigger.sparkml.stage import train_spark_model
+
         for model in cfg.run.models:
+            if model in SPARK_MODELS:
+                history = train_spark_model(model, {}, data, str(out / model), spark(), seed=cfg.train.seed)
+                summary[model] = {"val_accuracy": history["epochs"][0]["val_accuracy"]}
+                continue
             history = train(settings_for(model), data, str(out / model), cfg.train.workers,
                             spark() if cfg.train.workers > 1 else None)
             best_epoch = min(history["epochs"], key=lambda e: e["val_loss"])
@@ -162,7 +169,7 @@ def run_pipeline(cfg: Config, session: "SparkSession | Callable[[], SparkSession
     report = root / "evaluate" / "report.html"
 
     def do_evaluate(out: Path) -> dict[str, Any]:
-        result = evaluate([str(root / "models" / m) for m in cfg.run.models], data, str(out))
+        result = evaluate([str(root / "models" / m) for m in cfg.run.models], data, str(out), spark=spark)
         return {m: {"accuracy": r["accuracy"], "auc": r["auc"]} for m, r in result.metrics["models"].items()}
 
     run.stage("evaluate", {"models": cfg.run.models}, ("features", "train"), do_evaluate,

@@ -95,3 +95,18 @@ def print_tune(console: Console, result: "TuneResult") -> None:
         console.print(f"trial {t['index']} failed: {t['reason']}")
     if result.best:
         console.print(f"best parameters: {result.out / 'best.json'} (use: topotrigger train --params {result.out / 'best.json'})")
+
+
+def print_bench(console: Console, result: dict, out: object) -> None:
+    summary = result["summary"]
+    passes = list(result["passes"])
+    table = Table(title=f"events/s per core (scale {result['scale']}); efficiency vs local[1] in brackets")
+    table.add_column("stage")
+    for name in passes:
+        table.add_column(name, justify="right")
+    table.add_column("Amdahl serial fraction", justify="right")
+    for stage, entry in summary.items():
+        cells = [f"{entry['events_per_s_per_core'][n]:,.0f} ({entry['parallel_efficiency'][n]:.2f})" for n in passes]
+        table.add_row(stage, *cells, f"{entry['amdahl_serial_fraction']:.2f}")
+    console.print(table)
+    console.print(f"bench.json and plots in {out}")

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,6 +26,9 @@ from topotrigger.io.atomic import atomic_directory, write_json
 from topotrigger.io.versions import software_versions
 from topotrigger.train.data import ParquetEvents
 from topotrigger.train.saved import SavedModel
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 @dataclass
@@ -85,23 +89,46 @@ def _names(model_dirs: list[Path]) -> list[str]:
     return names
 
 
-def evaluate(model_dirs: list[str], data_dir: str, out_dir: str, split: str = "test") -> EvaluateResult:
+def load_model(model_dir: Path) -> Any:
+    """A PyTorch model directory, or a Spark ML / XGBoost one (it has sparkml/)."""
+    if (model_dir / "sparkml").is_dir():
+        from topotrigger.sparkml.stage import SparkSavedModel
+
+        return SparkSavedModel.load(model_dir)
+    return SavedModel.load(model_dir)
+
+
+def model_bytes(model_dir: Path) -> int:
+    if (model_dir / "sparkml").is_dir():
+        return sum(f.stat().st_size for f in (model_dir / "sparkml").rglob("*") if f.is_file())
+    return (model_dir / "model.pt").stat().st_size
+
+
+def evaluate(model_dirs: list[str], data_dir: str, out_dir: str, split: str = "test",
+             spark: "SparkSession | Callable[[], SparkSession] | None" = None) -> EvaluateResult:
+    """`spark` (a session or a function starting one) is needed only for Spark ML / XGBoost models."""
     if not model_dirs:
         raise InputError("no model directory given")
     metadata = dataset_metadata(data_dir, split)
     classes = class_names(metadata)
     dirs = [Path(m).resolve() for m in model_dirs]
-    models = {name: SavedModel.load(d) for name, d in zip(_names(dirs), dirs)}
+    needs_spark = any((d / "sparkml").is_dir() for d in dirs)
+    if needs_spark and spark is None:
+        raise InputError("Spark ML / XGBoost models need a Spark session to be evaluated")
+    session = (spark() if callable(spark) else spark) if needs_spark else None
+    models = {name: load_model(d) for name, d in zip(_names(dirs), dirs)}
     for saved in models.values():
         saved.check_dataset(metadata, data_dir)
 
-    scores = {name: score_dataset(saved, f"{data_dir}/{split}") for name, saved in models.items()}
+    path = f"{data_dir}/{split}"
+    scores = {name: (score_dataset(saved, path) if isinstance(saved, SavedModel)
+                     else saved.probabilities(session, path)) for name, saved in models.items()}
     results: dict[str, Any] = {}
     for (name, saved), d in zip(models.items(), dirs):
         probabilities, labels = scores[name]
         results[name] = {"model": saved.name, "model_dir": str(d), "params": saved.info.get("params"),
                          **evaluate_scores(probabilities, labels, classes),
-                         "training": training_summary(d), "model_bytes": (d / "model.pt").stat().st_size}
+                         "training": training_summary(d), "model_bytes": model_bytes(d)}
     events = next(iter(results.values()))["events"]
     metrics = {"dataset": str(Path(data_dir).resolve()), "split": split, "events": events, "class_names": classes,
                "models": results, "reference_2020": PUBLISHED_2020}
@@ -113,6 +140,7 @@ def evaluate(model_dirs: list[str], data_dir: str, out_dir: str, split: str = "t
                     for i, (n, r) in enumerate(results.items())]
         histories = {n: json.loads((d / "history.json").read_text())["epochs"]
                      for n, d in zip(results, dirs) if (d / "history.json").is_file()}
+        histories = {n: h for n, h in histories.items() if h and h[0].get("train_loss") is not None}  # not trees
         if histories:
             figures.append(plots.training_curves(histories, tmp / "training.png"))
         write_json(tmp / "metrics.json", metrics)

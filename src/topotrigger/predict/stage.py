@@ -18,6 +18,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,39 @@ def score_batches(batches: Iterator[pa.RecordBatch], info: dict[str, Any], weigh
         yield pa.RecordBatch.from_arrays(list(columns.values()), list(columns)).cast(schema)
 
 
+def scale_batches(batches: Iterator[pa.RecordBatch], scaler: dict[str, Any], keys: list[str],
+                  schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Unscaled features → the compact training layout with the model's scaling (for Spark models)."""
+    from topotrigger.features import layouts
+
+    for batch in batches:
+        events = _raw_events(batch, scaler)
+        columns = {k: batch.column(k) for k in keys}
+        columns.update(layouts.compact(events.labels, events.hlf, events.particles, events.counts))
+        yield pa.RecordBatch.from_arrays(list(columns.values()), list(columns)).cast(schema)
+
+
+def _spark_model_scores(df: "DataFrame", layout: str, keys: list[str], saved: Any, classes: list[str]) -> "DataFrame":
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.types import _parse_datatype_string
+
+    from topotrigger.features.layouts import COMPACT_SCHEMA
+
+    passthrough = [k for k in keys if k != "label"]
+    if layout == "raw":
+        types = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+        struct = _parse_datatype_string(", ".join([f"{k} {types[k]}" for k in passthrough] + [COMPACT_SCHEMA]))
+        task = functools.partial(scale_batches, scaler=saved.info["scaler"], keys=passthrough,
+                                 schema=to_arrow_schema(struct))
+        df = df.mapInArrow(task, struct)
+    scored = saved.score(df, tuple(passthrough))
+    scores = [F.col("p")[i].cast("float").alias(f"score_{c}") for i, c in enumerate(classes)]
+    predicted = (F.array_position(F.col("p"), F.array_max("p")) - 1).cast("int").alias("predicted")
+    return scored.select(*passthrough, F.col("label").cast("int").alias("label"), *scores, predicted).select(
+        *keys, *[f"score_{c}" for c in classes], "predicted")
+
+
 def _input(spark: "SparkSession", path: str, saved: "SavedModel") -> tuple["DataFrame", str, list[str]]:
     from pyspark.sql import functions as F
 
@@ -116,13 +150,13 @@ def predict(model_dir: str, input_path: str, out: str, spark: "SparkSession", ov
     from pyspark.sql.pandas.types import to_arrow_schema
     from pyspark.sql.types import _parse_datatype_string
 
-    from topotrigger.evaluate.stage import class_names
+    from topotrigger.evaluate.stage import class_names, load_model
     from topotrigger.train.saved import SavedModel
 
     start = time.perf_counter()
     input_path = input_path if "://" in input_path else os.path.abspath(input_path)
     out = out if "://" in out else os.path.abspath(out)
-    saved = SavedModel.load(model_dir)
+    saved = load_model(Path(model_dir))
     fs = HadoopFS(spark, out)
     if fs.exists(out) and not overwrite:
         raise OutputExistsError(f"output {out} exists; pass --overwrite to replace it")
@@ -131,11 +165,15 @@ def predict(model_dir: str, input_path: str, out: str, spark: "SparkSession", ov
     key_types = {"file": "string", "row": "bigint", "label": "int", "sample": "string", "key": "bigint"}
     ddl = ", ".join([f"{k} {key_types[k]}" for k in keys] + [f"score_{c} float" for c in classes] + ["predicted int"])
     struct = _parse_datatype_string(ddl)
-    scorer = functools.partial(score_batches, info=saved.info, weights=saved.weights(), layout=layout, keys=keys,
-                               classes=classes, schema=to_arrow_schema(struct))
+    if isinstance(saved, SavedModel):
+        scorer = functools.partial(score_batches, info=saved.info, weights=saved.weights(), layout=layout, keys=keys,
+                                   classes=classes, schema=to_arrow_schema(struct))
+        scored = df.mapInArrow(scorer, struct)
+    else:
+        scored = _spark_model_scores(df, layout, keys, saved, classes)
     tmp = f"{out.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
     try:
-        counts = write_parquet(df.mapInArrow(scorer, struct), tmp)
+        counts = write_parquet(scored, tmp)
     except BaseException:
         fs.delete(tmp)
         raise

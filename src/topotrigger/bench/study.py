@@ -1,0 +1,127 @@
+"""The scalability study: `stages.py` at local[1], local[2] and on a 2-worker standalone cluster,
+then throughput and parallel efficiency per stage, the comparison with the published 2019-2020
+figures, and an Amdahl projection (marked as such) to larger clusters.
+
+    OUT/<config>/result.json   one pass (seconds and events/s per stage)
+    OUT/bench.json             all passes, efficiencies, serial fractions, projections, references
+    OUT/throughput.png, OUT/efficiency.png
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from topotrigger.errors import UserError
+from topotrigger.io.atomic import atomic_path, write_json
+
+# DESIGN.md section 5, per core.
+PUBLISHED = {
+    "features": {"events_per_s_per_core": 12.0, "what": "2019 ingestion + features, Python UDFs (54.5 M events, 400 cores)"},
+    "train": {"events_per_s_per_core": 740 / 24, "what": "2020 inclusive GRU on CPU, 4 workers on a 24-core box"},
+}
+PROJECT_TO = (8, 64, 400)
+CONFIGS = (("local1", "local[1]", 1), ("local2", "local[2]", 2), ("cluster2", None, 2))
+
+
+def _pass(name: str, master: str, cores: int, scale: float, out: Path) -> dict[str, Any]:
+    target = out / name
+    if (target / "result.json").is_file():  # finished earlier: resume the study
+        return json.loads((target / "result.json").read_text())
+    shutil.rmtree(target, ignore_errors=True)
+    done = subprocess.run([sys.executable, "-m", "topotrigger.bench.stages", "--master", master, "--cores", str(cores),
+                           "--scale", str(scale), "--out", str(target)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise UserError(f"benchmark pass {name} ({master}) failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+    return json.loads((target / "result.json").read_text())
+
+
+def amdahl_serial_fraction(speedup: float, cores: int) -> float:
+    """s in S(n) = 1 / (s + (1 - s) / n), from one measured speedup; clipped to [0, 1]."""
+    if speedup <= 0:
+        return 1.0
+    return min(1.0, max(0.0, (cores / speedup - 1.0) / (cores - 1.0)))
+
+
+def amdahl_speedup(serial: float, cores: int) -> float:
+    return 1.0 / (serial + (1.0 - serial) / cores)
+
+
+def summarise(passes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    one = passes["local1"]["stages"]
+    summary: dict[str, Any] = {}
+    for stage, base in one.items():
+        entry: dict[str, Any] = {"events_per_s_per_core": {n: p["stages"][stage]["events_per_s_per_core"]
+                                                           for n, p in passes.items()}}
+        entry["parallel_efficiency"] = {n: p["stages"][stage]["events_per_s_per_core"] / base["events_per_s_per_core"]
+                                        for n, p in passes.items()}
+        speedup = passes["local2"]["stages"][stage]["events_per_s"] / base["events_per_s"]
+        serial = amdahl_serial_fraction(speedup, 2)
+        entry["speedup_local2"] = speedup
+        entry["amdahl_serial_fraction"] = serial
+        entry["projection"] = {str(n): {"speedup": amdahl_speedup(serial, n),
+                                        "events_per_s": base["events_per_s"] * amdahl_speedup(serial, n)}
+                               for n in PROJECT_TO}
+        if stage in PUBLISHED:
+            ref = PUBLISHED[stage]["events_per_s_per_core"]
+            entry["vs_published_per_core"] = {n: v / ref for n, v in entry["events_per_s_per_core"].items()}
+        summary[stage] = entry
+    return summary
+
+
+def _plots(out: Path, passes: dict[str, dict[str, Any]], summary: dict[str, Any]) -> None:
+    from topotrigger.evaluate.plots import _pyplot
+
+    plt = _pyplot()
+    names = list(passes)
+    for what, ylabel, filename, log in (("events_per_s_per_core", "events/s per core", "throughput.png", True),
+                                        ("parallel_efficiency", "per-core throughput / local[1]", "efficiency.png", False)):
+        fig, ax = plt.subplots(figsize=(9, 5))
+        width = 0.8 / len(names)
+        for i, name in enumerate(names):
+            values = [summary[s][what][name] for s in summary]
+            ax.bar([j + i * width for j in range(len(summary))], values, width, label=name)
+        ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(summary))], list(summary))
+        ax.minorticks_off()
+        ax.set_ylabel(ylabel)
+        if log:
+            ax.set_yscale("log")
+        else:
+            ax.axhline(1.0, color="k", lw=0.8)
+        ax.legend(fontsize=10)
+        fig.tight_layout()
+        with atomic_path(out / filename) as tmp:
+            fig.savefig(tmp, format="png")
+        plt.close(fig)
+
+
+def study(scale: float, out: Path, cluster_port: int | None = None) -> dict[str, Any]:
+    from topotrigger.runtime import cluster
+
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    passes = {}
+    for name, master, cores in CONFIGS:
+        if master is None:
+            if (out / name / "result.json").is_file():
+                passes[name] = _pass(name, "", cores, scale, out)
+                continue
+            state = out / "cluster-state"
+            spec = cluster.ClusterSpec(workers=2, cores_per_worker=1, memory="1g", port=cluster_port or cluster._free_port())
+            status = cluster.start(spec, state)
+            try:
+                passes[name] = _pass(name, status.master_url, cores, scale, out)
+            finally:
+                cluster.stop(state)
+        else:
+            passes[name] = _pass(name, master, cores, scale, out)
+    summary = summarise(passes)
+    result = {"scale": scale, "passes": passes, "summary": summary, "published": PUBLISHED,
+              "projection_note": "Amdahl projection from the local[2] speedup of this machine; a projection, not a measurement"}
+    write_json(out / "bench.json", result)
+    _plots(out, passes, summary)
+    return result

@@ -1,0 +1,1 @@
+"""Spark-native and tree classifiers (Spark MLlib, XGBoost's Spark estimator) on the features datasets."""
