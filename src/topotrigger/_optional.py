@@ -17,6 +17,7 @@ _EXTRA_OF = {
     "onnxruntime": "onnx",
     "onnxscript": "onnx",
     "optuna": "tune",
+    "xgboost": "xgboost",
     "fsspec_xrootd": "xrootd",
     "XRootD": "xrootd",
     "s3fs": "s3",

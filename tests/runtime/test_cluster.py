@@ -59,14 +59,12 @@ def test_pipeline_on_the_cluster_and_a_killed_executor(standalone, tmp_path: Pat
         [generate]
         events = 120
         files_per_class = 1
-        [tune]
-        trials = 2
-        min_sample_events = 50
         [train]
         epochs = 2
         workers = 2
         [run]
-        models = ["hlf", "inclusive"]
+        models = ["inclusive"]
+        tune = false
     """))
     result = _cli("-c", str(config), "--master", standalone.master_url, "run", cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -7,7 +7,7 @@ import sys
 from importlib import metadata
 
 _PACKAGES = ("topotrigger", "pyspark", "pyarrow", "numpy", "awkward", "uproot", "numba", "pythia8mc", "fastjet", "torch",
-             "onnx", "onnxruntime", "optuna")
+             "onnx", "onnxruntime", "optuna", "xgboost", "mlflow-skinny")
 
 
 def software_versions() -> dict[str, str]:
