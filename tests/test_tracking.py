@@ -34,3 +34,4 @@ def test_train_and_evaluate_are_logged(synthetic_models, tmp_path: Path) -> None
     assert 0.5 < runs["evaluate"].data.metrics["inclusive.auc_class 0"] <= 1.0
     logged = {a.path for a in client.list_artifacts(runs["evaluate"].info.run_id)}
     assert {"report.html", "metrics.json", "roc.png"} <= logged
+    assert (tmp_path / "mlruns").is_dir()  # artifacts beside the database, not in the working directory

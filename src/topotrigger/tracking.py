@@ -32,9 +32,14 @@ def log_run(uri: str, run_dir: Path, stage: str, name: str, params: dict[str, An
     mlflow = require("mlflow")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(resolve_uri(uri, run_dir))
+    resolved = resolve_uri(uri, run_dir)
+    mlflow.set_tracking_uri(resolved)
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        location = (run_dir.resolve() / "mlruns").as_uri() if uri == "local" else None
+        # MLflow's default artifact location is ./mlruns under the working directory; keep a SQLite
+        # store's artifacts beside its database file instead.
+        location = None
+        if resolved.startswith("sqlite:///"):
+            location = (Path(resolved.removeprefix("sqlite:///")).resolve().parent / "mlruns").as_uri()
         mlflow.create_experiment(EXPERIMENT, artifact_location=location)
     mlflow.set_experiment(EXPERIMENT)
     with mlflow.start_run(run_name=name, tags={"stage": stage}) as run:
