@@ -47,3 +47,9 @@ def test_export_needs_events_to_check_on(synthetic_models, tmp_path) -> None:
     with pytest.raises(InputError):
         export_onnx(str(models["hlf"]), str(tmp_path / "model.onnx"), str(empty))
     assert not (tmp_path / "model.onnx").exists()
+
+
+def test_spark_models_are_not_exported(tmp_path) -> None:
+    (tmp_path / "sparkml").mkdir()
+    with pytest.raises(InputError, match="ONNX export is for the PyTorch models"):
+        export_onnx(str(tmp_path))

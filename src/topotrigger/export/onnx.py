@@ -78,6 +78,9 @@ def _example(particles: bool) -> tuple[torch.Tensor, ...]:
 def export_onnx(model_dir: str, out: str | None = None, data: str | None = None) -> ExportResult:
     require("onnx")
     ort = require("onnxruntime")
+    if Path(model_dir, "sparkml").is_dir():
+        raise InputError(f"{model_dir} is a Spark ML / XGBoost model; ONNX export is for the PyTorch models "
+                         "(hlf, particle, inclusive, transformer)")
     saved = SavedModel.load(model_dir)
     path = Path(out) if out else Path(model_dir) / "model.onnx"
     data = data or (f"{saved.info['dataset']}/test" if saved.info.get("dataset") else None)

@@ -53,6 +53,9 @@ def build(name: str, params: dict[str, Any], n_inputs: int, seed: int, paralleli
     from topotrigger._optional import require
 
     spark_xgb = require("xgboost.spark")
+    import logging
+
+    logging.getLogger("XGBoost-PySpark").setLevel(logging.WARNING)  # it narrates every fit at INFO
     return spark_xgb.SparkXGBClassifier(features_col="features", label_col="label", num_workers=parallelism,
                                         n_estimators=p["n_estimators"], max_depth=p["max_depth"],
                                         learning_rate=p["learning_rate"], random_state=seed)

@@ -183,25 +183,37 @@ class ParquetEvents(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         return mine[info.id::info.num_workers] if info else mine
 
-    def _read(self, unit: tuple[str, int, int, int]) -> Events:
+    def _read(self, unit: tuple[str, int, int, int], cache: dict[tuple[str, int], pa.Table]) -> Events:
         f, group, lo, hi = unit
-        columns = [c for c in (COMPACT if self.layout == "compact" else (*ANCHOR,))
-                   if self.with_particles or c not in ("particles", "GRU_input")]
-        table = pq.ParquetFile(f, filesystem=self.filesystem).read_row_group(group, columns=columns).slice(lo, hi - lo)
-        return decode(table, self.layout, self.with_particles, self.path)
+        if (f, group) not in cache:  # one row group decompressed at a time, then sliced into units
+            columns = [c for c in (COMPACT if self.layout == "compact" else (*ANCHOR,))
+                       if self.with_particles or c not in ("particles", "GRU_input")]
+            cache.clear()
+            cache[(f, group)] = pq.ParquetFile(f, filesystem=self.filesystem).read_row_group(group, columns=columns)
+        return decode(cache[(f, group)].slice(lo, hi - lo), self.layout, self.with_particles, self.path)
+
+    def _grouped(self, units: list[tuple[str, int, int, int]]) -> list[tuple[str, int, int, int]]:
+        """The units with those of one row group next to each other (groups in order of first
+        appearance, units within a group in their shuffled order), so each group is read once."""
+        order: dict[tuple[str, int], list[tuple[str, int, int, int]]] = {}
+        for unit in units:
+            order.setdefault(unit[:2], []).append(unit)
+        return [u for group in order.values() for u in group]
 
     def __iter__(self) -> Iterator[Batch]:
         rng = np.random.default_rng([self.seed, self.epoch, self.rank, 1])
         buffer: list[Events] = []
         held = 0
-        for unit in self.my_units():
-            part = self._read(unit)
+        keep = self.buffer_events if self.shuffle else 0  # in storage order a buffer only costs copies
+        cache: dict[tuple[str, int], pa.Table] = {}
+        for unit in self._grouped(self.my_units()):
+            part = self._read(unit, cache)
             buffer.append(part)
             held += len(part.labels)
-            if held >= self.buffer_events + self.batch_size:
+            if held >= keep + self.batch_size:
                 events = _concat(buffer)
                 order = rng.permutation(held) if self.shuffle else np.arange(held)
-                n_out = (held - self.buffer_events) // self.batch_size * self.batch_size
+                n_out = (held - keep) // self.batch_size * self.batch_size
                 for lo in range(0, n_out, self.batch_size):
                     yield collate(events, order[lo:lo + self.batch_size])
                 rest = order[n_out:]
