@@ -54,16 +54,45 @@ def _dr2(eta1: float, phi1: float, eta2: float, phi2: float) -> float:
 
 
 @numba.njit(cache=True)
-def _cone_sum(eta: float, phi: float, c_off0: int, c_off1: int, c_pt: np.ndarray, c_eta: np.ndarray,
-              c_phi: np.ndarray, min_pt: float, skip: int) -> float:
+def _sorted_view(c0: int, c1: int, c_pt: np.ndarray, c_eta: np.ndarray, c_phi: np.ndarray, min_pt: float,
+                 s_eta: np.ndarray, s_phi: np.ndarray, s_pt: np.ndarray, s_idx: np.ndarray) -> int:
+    """The event's objects that enter cone sums, sorted by η into the buffers; returns how many."""
+    n = 0
+    for j in range(c0, c1):
+        if not c_pt[j] <= min_pt:  # as in the cone sums: NaN stays in (and poisons the sum)
+            s_idx[n] = j
+            n += 1
+    order = np.argsort(c_eta[s_idx[:n]], kind="mergesort")
+    tmp = s_idx[:n][order].copy()
+    for q in range(n):
+        j = tmp[q]
+        s_idx[q], s_eta[q], s_phi[q], s_pt[q] = j, c_eta[j], c_phi[j], c_pt[j]
+    return n
+
+
+@numba.njit(cache=True)
+def _cone_sum_sorted(eta: float, phi: float, n: int, s_eta: np.ndarray, s_phi: np.ndarray, s_pt: np.ndarray,
+                     s_idx: np.ndarray, skip: int) -> float:
+    """`_cone_sum` over an η-sorted view: only objects with |Δη| ≤ cone are looked at."""
     total = 0.0
     cone2 = d.ISO_CONE * d.ISO_CONE
-    for j in range(c_off0, c_off1):
-        if j == skip or c_pt[j] <= min_pt:
+    lo = np.searchsorted(s_eta[:n], eta - d.ISO_CONE, side="left")
+    hi = np.searchsorted(s_eta[:n], eta + d.ISO_CONE, side="right")
+    for q in range(lo, hi):
+        if s_idx[q] == skip:
             continue
-        if _dr2(eta, phi, c_eta[j], c_phi[j]) < cone2:
-            total += c_pt[j]
+        if _dr2(eta, phi, s_eta[q], s_phi[q]) < cone2:
+            total += s_pt[q]
     return total
+
+
+@numba.njit(cache=True, inline="always")
+def _cones(eta: float, phi: float, nt: int, npho: int, nneu: int, v_eta: np.ndarray, v_phi: np.ndarray,
+           v_pt: np.ndarray, v_idx: np.ndarray, skip_t: int, skip_p: int, skip_n: int) -> tuple[float, float, float]:
+    """Track, photon and neutral-hadron pT sums in the isolation cone around (η, φ)."""
+    return (_cone_sum_sorted(eta, phi, nt, v_eta[0], v_phi[0], v_pt[0], v_idx[0], skip_t),
+            _cone_sum_sorted(eta, phi, npho, v_eta[1], v_phi[1], v_pt[1], v_idx[1], skip_p),
+            _cone_sum_sorted(eta, phi, nneu, v_eta[2], v_phi[2], v_pt[2], v_idx[2], skip_n))
 
 
 @numba.njit(cache=True)
@@ -90,6 +119,15 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
     cursor = 0
     dr_buf = np.empty(d.MAX_PARTICLES, dtype=np.float64)
     rows = np.empty((d.MAX_PARTICLES, d.N_PARTICLE_FEATURES), dtype=np.float64)
+    # η-sorted views of the event's tracks, photons and neutral hadrons for the isolation cones:
+    # each cone then scans only the objects within |Δη| ≤ 0.3 instead of the whole event.
+    size = 1
+    for ev in range(n_events):
+        size = max(size, t_off[ev + 1] - t_off[ev], p_off[ev + 1] - p_off[ev], n_off[ev + 1] - n_off[ev])
+    v_eta = np.empty((3, size))
+    v_phi = np.empty((3, size))
+    v_pt = np.empty((3, size))
+    v_idx = np.empty((3, size), dtype=np.int64)
     for ev in range(n_events):
         t0, t1 = t_off[ev], t_off[ev + 1]
         p0, p1 = p_off[ev], p_off[ev + 1]
@@ -100,6 +138,8 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
         counts[ev] = 0
         if e1 > e0 or m1 > m0:
             cut[ev] = d.CUT_CANDIDATE
+        views_ready = False
+        nt, npho, nneu = 0, 0, 0
         # Best qualifying electron and muon: pT > 23 and relative isolation < 0.45.
         best = np.full(2, -1, dtype=np.int64)
         best_iso = np.zeros((2, 3))
@@ -113,10 +153,14 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
                 if not l_pt[i] > d.LEPTON_MIN_PT:
                     continue
                 any_pt = True
+                if not views_ready:
+                    nt = _sorted_view(t0, t1, t_pt, t_eta, t_phi, d.ISO_TRACK_MIN_PT, v_eta[0], v_phi[0], v_pt[0], v_idx[0])
+                    npho = _sorted_view(p0, p1, p_et, p_eta, p_phi, d.ISO_CALO_MIN_ET, v_eta[1], v_phi[1], v_pt[1], v_idx[1])
+                    nneu = _sorted_view(n0, n1, n_et, n_eta, n_phi, d.ISO_CALO_MIN_ET, v_eta[2], v_phi[2], v_pt[2], v_idx[2])
+                    views_ready = True
                 own = _own_track(l_eta[i], l_phi[i], t0, t1, t_eta, t_phi)
-                ch = _cone_sum(l_eta[i], l_phi[i], t0, t1, t_pt, t_eta, t_phi, d.ISO_TRACK_MIN_PT, own) / l_pt[i]
-                ga = _cone_sum(l_eta[i], l_phi[i], p0, p1, p_et, p_eta, p_phi, d.ISO_CALO_MIN_ET, -1) / l_pt[i]
-                ne = _cone_sum(l_eta[i], l_phi[i], n0, n1, n_et, n_eta, n_phi, d.ISO_CALO_MIN_ET, -1) / l_pt[i]
+                ch, ga, ne = _cones(l_eta[i], l_phi[i], nt, npho, nneu, v_eta, v_phi, v_pt, v_idx, own, -1, -1)
+                ch, ga, ne = ch / l_pt[i], ga / l_pt[i], ne / l_pt[i]
                 if ch + ga + ne < d.LEPTON_MAX_ISO:
                     if best[flavour] < 0 or l_pt[i] > l_pt[best[flavour]]:
                         best[flavour] = i
@@ -176,9 +220,8 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
                 break
             if j == own or not t_pt[j] > d.ISO_TRACK_MIN_PT:
                 continue
-            ch = _cone_sum(t_eta[j], t_phi[j], t0, t1, t_pt, t_eta, t_phi, d.ISO_TRACK_MIN_PT, j) / t_pt[j]
-            ga = _cone_sum(t_eta[j], t_phi[j], p0, p1, p_et, p_eta, p_phi, d.ISO_CALO_MIN_ET, -1) / t_pt[j]
-            ne = _cone_sum(t_eta[j], t_phi[j], n0, n1, n_et, n_eta, n_phi, d.ISO_CALO_MIN_ET, -1) / t_pt[j]
+            ch, ga, ne = _cones(t_eta[j], t_phi[j], nt, npho, nneu, v_eta, v_phi, v_pt, v_idx, j, -1, -1)
+            ch, ga, ne = ch / t_pt[j], ga / t_pt[j], ne / t_pt[j]
             r = rows[k]
             _fill(r, t_pt[j], t_eta[j], t_phi[j], t_x[j], t_y[j], t_z[j], ch, ga, ne)
             apid = abs(t_pid[j])
@@ -201,11 +244,10 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
                     break
                 if not c_et[j] > d.ISO_CALO_MIN_ET:
                     continue
-                ch = _cone_sum(c_eta[j], c_phi[j], t0, t1, t_pt, t_eta, t_phi, d.ISO_TRACK_MIN_PT, -1) / c_et[j]
                 skip_ga = j if (flavour_calo == 0 and not legacy_isolation) else -1
                 skip_ne = j if flavour_calo == 1 else -1
-                ga = _cone_sum(c_eta[j], c_phi[j], p0, p1, p_et, p_eta, p_phi, d.ISO_CALO_MIN_ET, skip_ga) / c_et[j]
-                ne = _cone_sum(c_eta[j], c_phi[j], n0, n1, n_et, n_eta, n_phi, d.ISO_CALO_MIN_ET, skip_ne) / c_et[j]
+                ch, ga, ne = _cones(c_eta[j], c_phi[j], nt, npho, nneu, v_eta, v_phi, v_pt, v_idx, -1, skip_ga, skip_ne)
+                ch, ga, ne = ch / c_et[j], ga / c_et[j], ne / c_et[j]
                 if legacy_isolation:
                     ch -= 1.0
                 r = rows[k]
