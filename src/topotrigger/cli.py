@@ -301,7 +301,7 @@ def train(
     from topotrigger.train.models import MODELS
 
     if model is not None and model not in (*MODELS, *SPARK_MODELS):
-        raise UserError(f"unknown model {model!r}; available: {', '.join((*MODELS, *SPARK_MODELS))}")
+        raise UserError(f"unknown model {model!r} (train.model); available: {', '.join((*MODELS, *SPARK_MODELS))}")
     tuned = _read_params(params)
     cfg = state.config(**{"train.model": model or tuned.get("model"), "train.epochs": epochs or tuned.get("epochs"),
                           "train.batch_size": batch_size or tuned.get("batch_size"), "train.lr": lr or tuned.get("lr"),
