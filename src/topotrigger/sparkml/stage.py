@@ -59,9 +59,9 @@ class SparkSavedModel:
         return cls(info, estimators.model_class(info["model"]).load(str(model_dir / "sparkml")))
 
     def check_dataset(self, metadata: dict[str, Any], where: str) -> None:
-        from topotrigger.train.saved import SavedModel
+        from topotrigger.train.saved import check_feature_definitions
 
-        SavedModel.check_dataset(self, metadata, where)  # type: ignore[arg-type]  # same fields, same rule
+        check_feature_definitions(self.info, metadata, where)
 
     def score(self, df: "DataFrame", keys: tuple[str, ...] = ()) -> "DataFrame":
         """keys, label (double) and `p` (array<double>, per-class scores) for a training-layout DataFrame."""

@@ -63,14 +63,7 @@ class SavedModel:
         return buffer.getvalue()
 
     def check_dataset(self, metadata: dict[str, Any], where: str) -> None:
-        """Refuse a dataset whose feature definitions or scaling differ from the training data's."""
-        dataset = {"hlf_names": metadata.get("hlf_names"), "particle_names": metadata.get("particle_names"),
-                   "feature_options": metadata.get("options"), "scaler": metadata.get("scaler")}
-        differ = [k for k in _FEATURE_KEYS if self.info.get(k) is not None and dataset[k] is not None
-                  and self.info[k] != dataset[k]]
-        if differ:
-            raise InputError(f"model {self.name} was trained on other feature definitions than {where} "
-                             f"(different {', '.join(differ)}); rebuild the features or retrain")
+        check_feature_definitions(self.info, metadata, where)
 
     @torch.no_grad()
     def probabilities(self, events: Events, batch_size: int = 2048) -> np.ndarray:
@@ -80,3 +73,13 @@ class SavedModel:
             batch = collate(events, np.arange(lo, min(lo + batch_size, len(events.labels))))
             out.append(torch.softmax(self.module(batch.hlf, batch.particles, batch.lengths), dim=1).numpy())
         return np.concatenate(out) if out else np.zeros((0, 3), dtype=np.float32)
+
+
+def check_feature_definitions(info: dict[str, Any], metadata: dict[str, Any], where: str) -> None:
+    """Refuse a dataset whose feature definitions or scaling differ from those a model was trained on."""
+    dataset = {"hlf_names": metadata.get("hlf_names"), "particle_names": metadata.get("particle_names"),
+               "feature_options": metadata.get("options"), "scaler": metadata.get("scaler")}
+    differ = [k for k in _FEATURE_KEYS if info.get(k) is not None and dataset[k] is not None and info[k] != dataset[k]]
+    if differ:
+        raise InputError(f"model {info.get('model')} was trained on other feature definitions than {where} "
+                         f"(different {', '.join(differ)}); rebuild the features or retrain")
