@@ -52,3 +52,20 @@ def class_dirs(tmp_path: Path) -> Path:
         for j, n in enumerate(sizes):
             write_delphes_like(raw / sample / f"{sample}_{j}.root", n, seed=10 * i + j)
     return raw
+
+
+def write_with_corrupt_basket(path: Path, n: int = 30, baskets: int = 3, seed: int = 1) -> None:
+    """A file that opens and reads its first basket, then fails: the last EFlowTrack.PT basket's key is
+    overwritten (what a bad disk block or an interrupted copy does)."""
+    data = write_delphes_like(path.with_suffix(".tmp"), n, seed=seed)
+    path.with_suffix(".tmp").unlink()
+    size = n // baskets
+    with uproot.recreate(path) as f:
+        tree = f.mktree("Delphes", {k: v.type for k, v in data.items()},
+                        field_name=lambda o, i: f"{o}.{i}", counter_name=lambda c: f"{c}_size")
+        for i in range(baskets):
+            tree.extend({k: v[i * size:(i + 1) * size] for k, v in data.items()})
+    seek = int(uproot.open(path)["Delphes"]["EFlowTrack.PT"].member("fBasketSeek")[baskets - 1])
+    raw = bytearray(path.read_bytes())
+    raw[seek:seek + 40] = b"\xff" * 40
+    path.write_bytes(bytes(raw))

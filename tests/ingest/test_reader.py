@@ -15,7 +15,7 @@ from topotrigger.ingest import plan, reader, schema
 from topotrigger.ingest.paths import expand, redact
 from topotrigger.ingest.stage import pipeline_columns
 
-from .conftest import write_delphes_like
+from .conftest import write_delphes_like, write_with_corrupt_basket
 
 
 def read_all(path: Path, columns: list[schema.Column], step: int = 4) -> pa.Table:
@@ -148,3 +148,33 @@ def test_underscore_naming_variant(tmp_path: Path) -> None:
     columns = [schema.Column("Jet", None, (("PT", "float64"), ("Eta", "float64")))]
     table = read_all(tmp_path / "u.root", columns)
     assert table.column("Jet").to_pylist() == ak.to_list(data["Jet"])
+
+
+def test_read_slices_skip_keeps_nothing_of_a_file_that_breaks_half_way(tmp_path: Path) -> None:
+    write_delphes_like(tmp_path / "good.root", 12, seed=3)
+    write_with_corrupt_basket(tmp_path / "broken.root", 30, baskets=3)
+    columns = pipeline_columns()
+    slices = [{"path": str(tmp_path / "broken.root"), "start": 0, "stop": 30, "part": 0, "parts": 0},
+              {"path": str(tmp_path / "good.root"), "start": 0, "stop": 0, "part": 0, "parts": 1}]
+    seen, bad = {}, {}
+    # step 10: the first batch of the broken file reads fine before the third fails.
+    rows = sum(b.num_rows for b in reader.read_slices(slices, "Delphes", columns, 10, "skip", seen, bad))
+    assert rows == 12 and list(bad) == [str(tmp_path / "broken.root")] and "unreadable" in bad[str(tmp_path / "broken.root")]
+    assert seen == {str(tmp_path / "broken.root"): 30, str(tmp_path / "good.root"): 12}
+    with pytest.raises(InputError, match="broken.root: entries 20-30"):
+        list(reader.read_slices(slices, "Delphes", columns, 10, "stop"))
+
+
+def test_plan_by_size_packs_small_files_and_shares_out_big_ones() -> None:
+    sizes = {"a": 100, "b": 100, "c": 100, "big": 1000, "unknown": -1}
+    parts = plan.plan_by_size(sizes, expansion=4.0, target_bytes=1000)
+    assert [[(s.path, s.part, s.parts) for s in p.slices] for p in parts] == [
+        [("a", 0, 1), ("b", 0, 1)],
+        [("big", 0, 4)], [("big", 1, 4)], [("big", 2, 4)], [("big", 3, 4)], [("unknown", 0, 1)], [("c", 0, 1)]]
+    # Shares of any entry count cover every entry once.
+    for entries in (0, 1, 3, 1001):
+        ranges = [plan.Slice("big", 0, 0, i, 4).entry_range(entries) for i in range(4)]
+        assert ranges[0][0] == 0 and ranges[-1][1] == entries
+        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    info = plan.FileInfo("f", 100, 40.0, 1000)
+    assert plan.expansion_of(info) == 4.0 and plan.expansion_of(plan.FileInfo("e", 0, 0.0, 10)) == 4.0

@@ -13,7 +13,7 @@ from topotrigger.config import IngestConfig
 from topotrigger.errors import InputError, MissingInputError, OutputExistsError, UserError
 from topotrigger.ingest.stage import ingest
 
-from .conftest import write_delphes_like
+from .conftest import write_delphes_like, write_with_corrupt_basket
 
 pytestmark = pytest.mark.spark
 CFG = IngestConfig()
@@ -91,3 +91,27 @@ def test_empty_tree_gives_zero_rows_and_empty_directory_is_an_error(spark, tmp_p
         ingest(CFG, [str(tmp_path / "nothing")], str(tmp_path / "out2"), spark)
     with pytest.raises(MissingInputError):
         ingest(CFG, [str(tmp_path / "missing")], str(tmp_path / "out3"), spark)
+
+
+def test_files_shared_out_over_many_tasks_give_every_entry_once(spark, class_dirs: Path, tmp_path: Path) -> None:
+    whole = ingest(CFG, [str(class_dirs)], str(tmp_path / "whole"), spark)
+    # A tiny byte target cuts every file into several shares of its entries, each its own task.
+    shared = ingest(CFG.model_copy(update={"partition_bytes": 4000}), [str(class_dirs)], str(tmp_path / "shared"), spark)
+    assert shared.counts == whole.counts == {0: 7, 1: 11, 2: 11}
+    assert len(list((tmp_path / "shared").rglob("*.parquet"))) > len(list((tmp_path / "whole").rglob("*.parquet")))
+    key = ["label", "sample", "MissingET"]
+    a = spark.read.parquet(str(tmp_path / "whole")).orderBy(*key).collect()
+    b = spark.read.parquet(str(tmp_path / "shared")).orderBy(*key).collect()
+    assert a == b
+    assert [f["entries"] for f in shared.files] == [f["entries"] for f in whole.files]
+
+
+def test_file_breaking_mid_read_is_skipped_whole(spark, class_dirs: Path, tmp_path: Path) -> None:
+    write_with_corrupt_basket(class_dirs / "wjets" / "broken.root", 30, baskets=3)
+    with pytest.raises(InputError, match=r"broken\.root: entries"):
+        ingest(CFG, [str(class_dirs)], str(tmp_path / "stop"), spark)
+    assert not (tmp_path / "stop").exists() and not list(tmp_path.glob("stop.tmp-*"))
+    result = ingest(CFG.model_copy(update={"on_bad_file": "skip"}), [str(class_dirs)], str(tmp_path / "skip"), spark)
+    assert result.counts == {0: 7, 1: 11, 2: 11}
+    assert [Path(s["path"]).name for s in result.skipped] == ["broken.root"]
+    assert spark.read.parquet(str(tmp_path / "skip")).count() == 29

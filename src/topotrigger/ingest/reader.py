@@ -6,7 +6,7 @@ arrays built from flat buffers (no per-row Python).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import awkward as ak
@@ -105,11 +105,18 @@ def _branch(raw: ak.Array, name: str, rntuple: bool) -> ak.Array:
 
 
 def read_range(path: str, tree_name: str, columns: list[Column], start: int, stop: int,
-               step: int = 50_000) -> Iterator[pa.RecordBatch]:
-    """Record batches of entries [start, stop) of one file, `step` entries at a time."""
+               step: int = 50_000, part: tuple[int, int] | None = None,
+               opened: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
+    """Record batches of entries [start, stop) of one file (or of share `part` = (i, k) of its entries),
+    `step` entries at a time; `opened` is told the file's entry count once it is open."""
     handle, tree = open_tree(path, tree_name)
     with handle:
         resolved = resolve_columns(tree, columns, path)
+        entries = int(tree.num_entries)
+        if opened is not None:
+            opened(entries)
+        if part is not None:
+            start, stop = entries * part[0] // part[1], entries * (part[0] + 1) // part[1]
         rntuple = is_rntuple(tree)
         branches = sorted({b for r in resolved.values() for b in (r.values() if isinstance(r, dict) else [r])})
         for lo in range(start, stop, step):
@@ -125,3 +132,31 @@ def read_range(path: str, tree_name: str, columns: list[Column], start: int, sto
                            else _branch(raw, r, rntuple))
                      for name, r in resolved.items()}
             yield to_record_batch(chunk, columns)
+
+
+def read_slices(slices: list[dict[str, Any]], tree_name: str, columns: list[Column], step: int = 50_000,
+                on_bad_file: str = "stop", seen: dict[str, int] | None = None,
+                bad: dict[str, str] | None = None) -> Iterator[pa.RecordBatch]:
+    """Batches of a partition's slices (dicts of `plan.Slice`). A bad file raises InputError with "stop";
+    with "skip" its reason goes to `bad` and none of its rows are yielded (each slice is read whole
+    before it is yielded, so a file that breaks half-way leaves nothing behind). `seen` gets each
+    opened file's entry count."""
+    for s in slices:
+        part = (s["part"], s["parts"]) if s.get("parts") else None
+        path = s["path"]
+
+        def opened(entries: int, path: str = path) -> None:
+            if seen is not None:
+                seen[path] = entries
+
+        batches = read_range(path, tree_name, columns, s.get("start", 0), s.get("stop", 0), step, part, opened)
+        if on_bad_file == "stop":
+            yield from batches
+            continue
+        try:
+            whole = list(batches)
+        except InputError as exc:
+            if bad is not None:
+                bad[path] = str(exc)
+            continue
+        yield from whole

@@ -100,16 +100,22 @@ class RootReader(DataSourceReader):
         self.columns_json = plan_schema.to_json(plan_schema.from_spark_schema(spark_schema))
         self.arrow_schema = to_arrow_schema(spark_schema)
         self.step = int(options.get("stepentries", 50_000))
+        self.on_bad_file = options.get("onbadfile", "stop")
 
     def partitions(self) -> list[RootPartition]:
-        if "plan" in self.options:  # partitions planned by the caller (the ingest stage scans on executors)
+        if "plan" in self.options:  # partitions planned by the caller
             return [RootPartition(slices) for slices in json.loads(self.options["plan"])]
         files = _paths(self.options)
         columns = plan_schema.from_json(self.columns_json)
-        infos, _ = plan.scan(files, self.tree, columns, self.options.get("onbadfile", "stop"))
+        target = int(self.options.get("partitionbytes", DEFAULT_PARTITION_BYTES))
         entries = self.options.get("partitionentries")
-        parts = plan.make_partitions(infos, int(self.options.get("partitionbytes", DEFAULT_PARTITION_BYTES)),
-                                     int(entries) if entries else None)
+        if entries:  # exact entry counts need every file opened here
+            infos, _ = plan.scan(files, self.tree, columns, self.on_bad_file)
+            parts = plan.make_partitions(infos, target, int(entries))
+        else:  # sizes on disk and the first file's compression ratio; bad files are found by the tasks
+            first = plan.first_readable(files, self.tree, columns, self.on_bad_file)
+            sizes = {f: (first.size if f == first.path else plan.file_size(f)) for f in files}
+            parts = plan.plan_by_size(sizes, plan.expansion_of(first), target)
         return [RootPartition(p.to_dict()["slices"]) for p in parts]
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
@@ -118,9 +124,8 @@ class RootReader(DataSourceReader):
         if not slices:
             return
         columns = plan_schema.from_json(self.columns_json)
-        for s in slices:
-            for batch in reader.read_range(s["path"], self.tree, columns, s["start"], s["stop"], self.step):
-                yield batch.cast(self.arrow_schema)
+        for batch in reader.read_slices(slices, self.tree, columns, self.step, self.on_bad_file):
+            yield batch.cast(self.arrow_schema)
 
 
 def register(spark: Any) -> None:

@@ -1,31 +1,41 @@
 """The `ingest` stage: class directories of ROOT files -> Parquet partitioned by label, with a manifest.
 
-Order of work, so that nothing is written unless it can be finished: expand and label inputs, scan
-every file (bad ones stop the job, or are listed and skipped), then let the Spark tasks write into a
-temporary directory (`io.arrow_writer`: pyarrow in the tasks, committed by the driver, about twice
-as fast as Spark's row-based writer on these nested columns), add `_manifest.json` (the leading underscore
-keeps it out of every Parquet reader's way, like Spark's `_SUCCESS`), and rename the directory into
-place.
+Order of work, so that nothing is written unless it can be finished: expand and label inputs, plan
+partitions from the sizes on disk (one file is opened on the driver to measure the compression ratio),
+then one Spark task per partition reads its entry ranges with uproot and writes them with pyarrow
+into a temporary directory (`io.arrow_writer.TaskOutput`): the events never pass through the JVM,
+which on these nested columns cost more than reading them (docs/performance.md). The driver commits
+the files the successful task attempts reported, adds `_manifest.json` (the leading underscore keeps it
+out of every Parquet reader's way, like Spark's `_SUCCESS`), and renames the directory into place.
+A bad file stops the job (the temporary directory is removed) or, with `skip`, is listed with its
+reason and contributes no rows.
+
+The same reader serves `spark.read.format("root")` (`source.py`) for interactive use.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
 
 from topotrigger.config import IngestConfig
 from topotrigger.errors import InputError, OutputExistsError, UserError
 from topotrigger.ingest import plan
 from topotrigger.ingest.paths import expand, redact
+from topotrigger.ingest.reader import read_slices
 from topotrigger.ingest.schema import Column, from_json, spark_schema, to_json
 from topotrigger.io.delphes import PIPELINE_COLLECTIONS
-from topotrigger.io.arrow_writer import write_parquet
+from topotrigger.io.arrow_writer import TaskOutput, commit
 from topotrigger.io.hadoop import HadoopFS
 from topotrigger.io.versions import software_versions
 
@@ -33,6 +43,9 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 # The types the pipeline stores (Delphes floats are float32; BTag is unsigned in ROOT, long in Spark).
+# Entries decompressed at a time in a task: bounds its memory whatever the file size.
+STEP_ENTRIES = 50_000
+
 _FIELD_TYPES = {"PID": "int32", "Charge": "int32", "BTag": "int64"}
 
 
@@ -95,10 +108,60 @@ def scan_on_spark(spark: "SparkSession", paths: list[str], tree: str, on_bad_fil
 
 def read_events(spark: "SparkSession", infos: list[plan.FileInfo], tree: str, partition_bytes: int,
                 partition_entries: int | None = None) -> "DataFrame":
-    """The pipeline collections of already-scanned files, partitioned by size."""
+    """The pipeline collections of already-scanned files as a DataFrame, through the `root` data source."""
     parts = plan.make_partitions(infos, partition_bytes, partition_entries)
     return (spark.read.format("root").schema(spark_schema(pipeline_columns())).option("tree", tree)
             .option("plan", json.dumps([p.to_dict()["slices"] for p in parts])).load())
+
+
+def output_schema() -> pa.Schema:
+    """What Spark would write for the data source's rows plus `sample` (label is the directory)."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(spark_schema(pipeline_columns())).append(pa.field("sample", pa.string()))
+
+
+def ingest_task(items: Iterator[dict[str, Any]], root: str, tree: str, columns_json: str, schema: pa.Schema,
+                step: int, on_bad_file: str) -> Iterator[dict[str, Any]]:
+    """One Spark task: read its partitions' entry ranges and write them as Parquet under `root`."""
+    columns = from_json(columns_json)
+    output = TaskOutput(root, "label")
+    seen: dict[str, int] = {}
+    bad: dict[str, str] = {}
+    try:
+        for item in items:
+            for batch in read_slices(item["slices"], tree, columns, step, on_bad_file, seen, bad):
+                sample = pa.array([item["sample"]] * batch.num_rows, pa.string())
+                batch = pa.RecordBatch.from_arrays([*batch.columns, sample], schema=batch.schema.append(schema.field("sample")))
+                output.write(batch.cast(schema), value=item["label"])
+    except BaseException:
+        output.abort()
+        raise
+    yield {"files": output.close(), "entries": seen, "bad": bad}
+
+
+def _plan(spark: "SparkSession", cfg: IngestConfig, by_sample: dict[str, list[str]]) -> tuple[list[plan.Partition], list[str], dict[str, str]]:
+    """Partitions, with the sample each belongs to, and the files the planning found unreadable."""
+    all_files = [f for paths in by_sample.values() for f in paths]
+    parts: list[plan.Partition] = []
+    samples: list[str] = []
+    bad: dict[str, str] = {}
+    if cfg.partition_entries:  # exact entry counts: every file is opened once before the read
+        for sample, paths in by_sample.items():
+            good, skipped = scan_on_spark(spark, paths, cfg.tree, cfg.on_bad_file)
+            bad |= {b["path"]: b["reason"] for b in skipped}
+            new = plan.make_partitions(good, cfg.partition_bytes, cfg.partition_entries)
+            parts += new
+            samples += [sample] * len(new)
+        return parts, samples, bad
+    first = plan.first_readable(all_files, cfg.tree, pipeline_columns(), cfg.on_bad_file)
+    expansion = plan.expansion_of(first)
+    for sample, paths in by_sample.items():
+        sizes = {f: (first.size if f == first.path else plan.file_size(f)) for f in paths}
+        new = plan.plan_by_size(sizes, expansion, cfg.partition_bytes)
+        parts += new
+        samples += [sample] * len(new)
+    return parts, samples, bad
 
 
 def ingest(cfg: IngestConfig, inputs: list[str], out: str, spark: "SparkSession", overwrite: bool = False,
@@ -113,28 +176,23 @@ def ingest(cfg: IngestConfig, inputs: list[str], out: str, spark: "SparkSession"
 
     files = expand(inputs)
     by_sample = label_files(files, cfg.label_map, label)
-    infos: dict[str, list[plan.FileInfo]] = {}
-    skipped: list[dict[str, str]] = []
-    for sample, paths in by_sample.items():
-        good, bad = scan_on_spark(spark, paths, cfg.tree, cfg.on_bad_file)
-        skipped += bad
-        if good:
-            infos[sample] = good
-    if not infos:
-        raise InputError("no readable input file: " + "; ".join(b["reason"] for b in skipped[:3]))
-
-    frames = []
-    for sample, good in infos.items():
-        value = cfg.label_map.get(sample, label)
-        df = read_events(spark, good, cfg.tree, cfg.partition_bytes, cfg.partition_entries)
-        frames.append(df.withColumn("label", F.lit(value).cast("int")).withColumn("sample", F.lit(sample)))
-    events = frames[0]
-    for frame in frames[1:]:
-        events = events.unionByName(frame)
+    labels = {sample: cfg.label_map.get(sample, label) for sample in by_sample}
+    parts, samples, bad = _plan(spark, cfg, by_sample)
 
     tmp = f"{out.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
+    items = [{"sample": sample, "label": labels[sample], "slices": part.to_dict()["slices"]}
+             for part, sample in zip(parts, samples)]
+    task = functools.partial(ingest_task, root=tmp, tree=cfg.tree, columns_json=to_json(pipeline_columns()),
+                             schema=output_schema(), step=STEP_ENTRIES, on_bad_file=cfg.on_bad_file)
     try:
-        write_parquet(events, tmp, partition_column="label")
+        reports = spark.sparkContext.parallelize(items, max(1, len(items))).mapPartitions(task).collect() if items else []
+        entries: dict[str, int] = {}
+        for report in reports:
+            entries |= report["entries"]
+            bad |= report["bad"]
+        if not set(entries) - set(bad):
+            raise InputError("no readable input file: " + "; ".join(list(bad.values())[:3]))
+        written = commit(tmp, [f for r in reports for f in r["files"]], "label")
     except Exception as exc:
         fs.delete(tmp)
         user = _input_error(exc)
@@ -142,13 +200,20 @@ def ingest(cfg: IngestConfig, inputs: list[str], out: str, spark: "SparkSession"
             raise user from None
         raise
 
+    skipped = [{"path": redact(path), "reason": reason} for path, reason in sorted(bad.items())]
     counts: dict[int, int] = {}
     file_records = []
-    for sample, good in infos.items():
-        value = cfg.label_map.get(sample, label)
-        counts[value] = counts.get(value, 0) + sum(i.entries for i in good)
-        file_records += [{"path": redact(i.path), "sample": sample, "label": value, "entries": i.entries,
-                          "bytes": i.size} for i in good]
+    for sample, paths in by_sample.items():
+        value = labels[sample]
+        good = [p for p in paths if p in entries and p not in bad]
+        if not good:
+            continue
+        counts[value] = counts.get(value, 0) + sum(entries[p] for p in good)
+        file_records += [{"path": redact(p), "sample": sample, "label": value, "entries": entries[p],
+                          "bytes": plan.file_size(p)} for p in good]
+    if {str(k): v for k, v in counts.items() if v} != written:  # every entry of every good file, once
+        fs.delete(tmp)
+        raise RuntimeError(f"ingest wrote {written} rows per label, the inputs hold {counts}")
     seconds = time.perf_counter() - start
     manifest = {
         "stage": "ingest",
@@ -156,7 +221,7 @@ def ingest(cfg: IngestConfig, inputs: list[str], out: str, spark: "SparkSession"
         "inputs": file_records,
         "skipped": skipped,
         "counts": {str(k): v for k, v in sorted(counts.items())},
-        "schema": json.loads(events.schema.json()),
+        "schema": json.loads(spark_schema(pipeline_columns()).add("label", "integer").add("sample", "string").json()),
         "seconds": seconds,
         "software": software_versions(),
     }

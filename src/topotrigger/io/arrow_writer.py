@@ -1,20 +1,24 @@
 """Parquet written by the Spark tasks themselves (pyarrow), committed by the driver.
 
 Spark's own Parquet writer converts every nested value through its row format, which dominates the
-cost of writing deep `array<struct>` columns. Here each task writes its Arrow batches straight to
-`OUT/_attempts/<attempt>/` and reports the files it finished; once the job has succeeded the driver
-moves exactly the reported files to their final names (`OUT/<col>=<value>/part-NNNNN-<attempt>.parquet`)
-and deletes `_attempts`, so files of failed or speculative attempts never appear. Like Spark's commit
-protocol this only ever exposes complete outputs, and the caller still renames the whole directory
-into place at the end.
+cost of writing deep `array<struct>` columns. Here each task attempt writes its Arrow batches straight
+to `OUT/_attempts/<attempt>/` (`TaskOutput`) and reports the files it finished; once the job has
+succeeded the driver moves exactly the reported files to their final names
+(`OUT/<col>=<value>/part-NNNNN-<attempt>.parquet`, `commit`) and deletes `_attempts`, so files of
+failed or speculative attempts never appear. Like Spark's commit protocol this only ever exposes
+complete outputs, and the caller still renames the whole directory into place at the end.
+
+`write_parquet` does this for a DataFrame (one `mapInArrow`); stages whose tasks produce the batches
+themselves (ingest reads ROOT files, features reads Parquet) use `TaskOutput` and `commit` directly,
+so their data never passes through the JVM.
 """
 
 from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,64 +28,111 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 REPORT_SCHEMA = "partition int, path string, value string, rows bigint"
+_REPORT_ARROW = pa.schema([("partition", pa.int32()), ("path", pa.string()), ("value", pa.string()), ("rows", pa.int64())])
 
 
-def _filesystem(uri: str) -> tuple[pa.fs.FileSystem, str]:
+def filesystem(uri: str) -> tuple[pa.fs.FileSystem, str]:
     if "://" in uri and not uri.startswith("file://"):
         return pa.fs.FileSystem.from_uri(uri)
     return pa.fs.LocalFileSystem(), uri.removeprefix("file://")
 
 
-def _write_task(batches: Iterator[pa.RecordBatch], root: str, column: str | None, compression: str) -> Iterator[pa.RecordBatch]:
+def _partition_id() -> int:
     from pyspark import TaskContext
 
     context = TaskContext.get()
-    partition = context.partitionId() if context else 0
-    fs, base = _filesystem(root)
-    attempt = uuid.uuid4().hex
-    directory = f"{base}/_attempts/{attempt}"
-    fs.create_dir(directory, recursive=True)
-    writers: dict[str, tuple[pq.ParquetWriter, str]] = {}
-    rows: dict[str, int] = {}
+    return context.partitionId() if context else 0
+
+
+class TaskOutput:
+    """The Parquet files of one task attempt, one per value of the partition column."""
+
+    def __init__(self, root: str, column: str | None = None, compression: str = "zstd",
+                 options: dict[str, Any] | None = None) -> None:
+        self.partition = _partition_id()
+        self.fs, base = filesystem(root)
+        self.column = column
+        self.compression = compression
+        self.options = options or {}
+        self.directory = f"{base}/_attempts/{uuid.uuid4().hex}"
+        self.fs.create_dir(self.directory, recursive=True)
+        self.writers: dict[str, tuple[pq.ParquetWriter, str]] = {}
+        self.rows: dict[str, int] = {}
+
+    def write(self, batch: pa.RecordBatch | pa.Table, value: Any = None) -> None:
+        """Append `batch`; with a partition column, rows go to their value's file (or all to `value`)."""
+        if self.column is None:
+            groups = {"": batch}
+        elif value is not None:
+            groups = {str(value): batch}
+        else:
+            values = batch.column(self.column)
+            groups = {str(v): batch.filter(pc.equal(values, v)).drop_columns([self.column])
+                      for v in pc.unique(values).to_pylist()}
+        for key, part in groups.items():
+            if key not in self.writers:
+                path = f"{self.directory}/{len(self.writers):03d}.parquet"
+                writer = pq.ParquetWriter(path, part.schema, filesystem=self.fs, compression=self.compression,
+                                          **self.options)
+                self.writers[key] = (writer, path)
+                self.rows[key] = 0
+            if isinstance(part, pa.Table):
+                self.writers[key][0].write_table(part)
+            else:
+                self.writers[key][0].write_batch(part)
+            self.rows[key] += part.num_rows
+
+    def close(self) -> list[dict[str, Any]]:
+        """Close every file; the reports the driver's `commit` needs."""
+        for writer, _ in self.writers.values():
+            writer.close()
+        return [{"partition": self.partition, "path": path, "value": key, "rows": self.rows[key]}
+                for key, (_, path) in self.writers.items()]
+
+    def abort(self) -> None:
+        for writer, _ in self.writers.values():
+            try:
+                writer.close()
+            except Exception:  # the task is failing anyway; its files are never committed
+                pass
+
+
+def _write_task(batches: Iterator[pa.RecordBatch], root: str, column: str | None, compression: str,
+                transform: Callable[[pa.RecordBatch], pa.RecordBatch] | None) -> Iterator[pa.RecordBatch]:
+    output = TaskOutput(root, column, compression)
     try:
         for batch in batches:
-            if column is None:
-                groups = {"": batch}
-            else:
-                values = batch.column(column)
-                groups = {str(v): batch.filter(pc.equal(values, v)) for v in pc.unique(values).to_pylist()}
-            for value, part in groups.items():
-                if column is not None:
-                    part = part.drop_columns([column])
-                if value not in writers:
-                    path = f"{directory}/{len(writers):03d}.parquet"
-                    writers[value] = (pq.ParquetWriter(path, part.schema, filesystem=fs, compression=compression), path)
-                    rows[value] = 0
-                writers[value][0].write_batch(part)
-                rows[value] += part.num_rows
-    finally:
-        for writer, _ in writers.values():
-            writer.close()
-    yield pa.RecordBatch.from_pydict({"partition": [partition] * len(writers), "path": [p for _, p in writers.values()],
-                                      "value": list(writers), "rows": [rows[v] for v in writers]},
-                                     schema=pa.schema([("partition", pa.int32()), ("path", pa.string()),
-                                                       ("value", pa.string()), ("rows", pa.int64())]))
+            output.write(transform(batch) if transform else batch)
+    except BaseException:
+        output.abort()
+        raise
+    yield pa.RecordBatch.from_pylist(output.close(), schema=_REPORT_ARROW)
 
 
-def write_parquet(df: "DataFrame", root: str, partition_column: str | None = None, compression: str = "zstd") -> dict[str, int]:
-    """Write `df` under `root` (which must not exist yet); returns rows per partition value."""
-    task = functools.partial(_write_task, root=root, column=partition_column, compression=compression)
-    reports = df.mapInArrow(task, REPORT_SCHEMA).collect()
-    fs, base = _filesystem(root)
+def commit(root: str, reports: Iterable[Any], partition_column: str | None = None) -> dict[str, int]:
+    """Move the reported files into place, remove `_attempts`, mark `_SUCCESS`; rows per partition value."""
+    fs, base = filesystem(root)
     counts: dict[str, int] = {}
-    # Named by Spark partition, so readers list the files in the DataFrame's order.
-    for report in sorted(reports, key=lambda r: (r.partition, r.path)):
-        folder = f"{base}/{partition_column}={report.value}" if partition_column else base
+    fs.create_dir(base, recursive=True)
+    rows = [r if isinstance(r, dict) else r.asDict() for r in reports]
+    # Named by Spark partition, so readers list the files in the job's order.
+    for report in sorted(rows, key=lambda r: (r["partition"], r["path"])):
+        folder = f"{base}/{partition_column}={report['value']}" if partition_column else base
         fs.create_dir(folder, recursive=True)
-        part = report.path.rsplit("/", 1)[-1].removesuffix(".parquet")
-        fs.move(report.path, f"{folder}/part-{report.partition:05d}-{part}.parquet")
-        counts[report.value] = counts.get(report.value, 0) + report.rows
-    fs.delete_dir(f"{base}/_attempts")
+        part = report["path"].rsplit("/", 1)[-1].removesuffix(".parquet")
+        fs.move(report["path"], f"{folder}/part-{report['partition']:05d}-{part}.parquet")
+        counts[report["value"]] = counts.get(report["value"], 0) + report["rows"]
+    if fs.get_file_info(f"{base}/_attempts").type != pa.fs.FileType.NotFound:
+        fs.delete_dir(f"{base}/_attempts")
     with fs.open_output_stream(f"{base}/_SUCCESS") as marker:
         marker.write(b"")
     return counts
+
+
+def write_parquet(df: "DataFrame", root: str, partition_column: str | None = None, compression: str = "zstd",
+                  transform: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None) -> dict[str, int]:
+    """Write `df` (each batch through `transform`, in the same task) under `root`, which must not exist
+    yet; returns rows per partition value."""
+    task = functools.partial(_write_task, root=root, column=partition_column, compression=compression,
+                             transform=transform)
+    return commit(root, df.mapInArrow(task, REPORT_SCHEMA).collect(), partition_column)
