@@ -1,8 +1,10 @@
 """Ingestion throughput, side by side in one run on the same generated files.
 
-(a) Spark `root` source -> Parquet on local[1] and local[2]; (b) one process: uproot -> pyarrow ->
-Parquet with the same reader code; (c) Spark count() only. Reports events/s, events/s per core, and
-the peak RSS of each Python worker (sampled from /proc while the job runs).
+(a) Spark -> Parquet on local[1] and local[2], two ways: the `topotrigger ingest` stage (tasks read
+with uproot and write with pyarrow, planning from sizes on disk included) and the `root` data source
+as a DataFrame written by Spark's Parquet writer; (b) one process: uproot -> pyarrow -> Parquet with
+the same reader code; (c) Spark count() only through the data source. Reports events/s, events/s per
+core, and the peak RSS of each Python worker (sampled from /proc while the job runs).
 
 Usage: python benchmarks/bench_ingest.py --data DIR [--events-per-class N] [--target-mb MB]
 DIR is filled once with `topotrigger generate` (fast profile), then files are copied until the
@@ -33,19 +35,24 @@ SPARK_JOB = r"""
 import json, sys, time
 from topotrigger.config import SparkConfig
 from topotrigger.runtime import get_spark
-from topotrigger.ingest.stage import read_events, scan_on_spark
+from topotrigger.config import IngestConfig
+from topotrigger.ingest.stage import ingest, read_events, scan_on_spark
 master, files, out, mode = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
 # No fast-start profile here: its C1-only JIT and serial GC trade throughput for start-up time.
 spark = get_spark(SparkConfig(master=master, driver_memory="4g", conf={"spark.ui.enabled": "false"}), out + ".run")
 spark.range(1).count()  # warm the Python workers before timing
 start = time.perf_counter()
-infos, _ = scan_on_spark(spark, files, "Delphes", "stop")
-df = read_events(spark, infos, "Delphes", 128 * 1024 * 1024)
-if mode == "count":
-    n = df.count()
+if mode == "stage":
+    # The classes are the generated directories; every copy of a file sits beside its original.
+    n = sum(ingest(IngestConfig(), sorted({f.rsplit("/", 1)[0] for f in files}), out, spark).counts.values())
 else:
-    df.write.option("compression", "zstd").parquet(out)
-    n = spark.read.parquet(out).count()
+    infos, _ = scan_on_spark(spark, files, "Delphes", "stop")
+    df = read_events(spark, infos, "Delphes", 128 * 1024 * 1024)
+    if mode == "count":
+        n = df.count()
+    else:
+        df.write.option("compression", "zstd").parquet(out)
+        n = spark.read.parquet(out).count()
 print(json.dumps({"events": n, "seconds": time.perf_counter() - start}))
 spark.stop()
 """
@@ -145,7 +152,9 @@ def main() -> None:
     rows = {"files": len(files), "megabytes": total_mb}
     rows["single_process"] = run_single_process(files)
     for master, cores in (("local[1]", 1), ("local[2]", 2)):
-        rows[f"spark_{master}"] = run_spark(master, files, "write") | {"cores": cores}
+        rows[f"stage_{master}"] = run_spark(master, files, "stage") | {"cores": cores}
+    for master, cores in (("local[1]", 1), ("local[2]", 2)):
+        rows[f"source_{master}"] = run_spark(master, files, "write") | {"cores": cores}
     rows["spark_count_local[2]"] = run_spark("local[2]", files, "count") | {"cores": 2}
     base = rows["single_process"]["events"] / rows["single_process"]["seconds"]
     print(f"{'run':24} {'events':>9} {'s':>7} {'ev/s':>9} {'ev/s/core':>9} {'/ single':>8} {'peak RSS MB':>11}")
@@ -156,9 +165,10 @@ def main() -> None:
         per_core = rate / r.get("cores", 1)
         rss = r.get("peak_worker_rss_mb", r.get("peak_rss_mb", 0))
         print(f"{name:24} {r['events']:9d} {r['seconds']:7.1f} {rate:9.0f} {per_core:9.0f} {per_core / base:8.2f} {rss:11.0f}")
-    l1 = rows["spark_local[1]"]["seconds"]
-    l2 = rows["spark_local[2]"]["seconds"]
-    print(f"local[2] speed-up over local[1]: {l1 / l2:.2f}x")
+    for way in ("stage", "source"):
+        l1 = rows[f"{way}_local[1]"]["seconds"]
+        l2 = rows[f"{way}_local[2]"]["seconds"]
+        print(f"{way}: local[2] speed-up over local[1]: {l1 / l2:.2f}x")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -34,3 +34,11 @@ class JavaNotFoundError(UserError, RuntimeError):
 
 class MissingDependencyError(UserError, ImportError):
     """An optional dependency is not installed; the message gives the install command."""
+
+
+def input_error_in(exc: BaseException) -> InputError | None:
+    """The user's data error inside a failed Spark job (raised in a task, wrapped by Spark), if it was one."""
+    import re
+
+    match = re.search(r"topotrigger\.errors\.(?:InputError|MissingInputError): ([^\n]+)", str(exc))
+    return InputError(match.group(1)) if match else None

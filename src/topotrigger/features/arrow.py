@@ -44,3 +44,25 @@ def feature_columns(features: EventFeatures) -> dict[str, pa.Array]:
         "hlf": fixed_list(features.hlf),
         "particles": nested_list(features.particles, features.counts, features.particles.shape[1]),
     }
+
+
+def packed(rows: np.ndarray, counts: np.ndarray) -> pa.Array:
+    """Each event's rows (`counts[i]` of them, float32 little-endian) as one binary value: the JVM moves
+    and shuffles such a column as plain bytes, where list<list<float>> costs it per element."""
+    rows = np.ascontiguousarray(rows, dtype="<f4")
+    width = rows.shape[1] if rows.ndim == 2 else 1
+    offsets = np.zeros(len(counts) + 1, dtype=np.int32)
+    np.cumsum(np.asarray(counts, dtype=np.int64) * (4 * width), out=offsets[1:])
+    return pa.Array.from_buffers(pa.binary(), len(counts), [None, pa.py_buffer(offsets), pa.py_buffer(rows)])
+
+
+def unpacked(array: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows × width float32, rows per event) of a `packed` column, without copying the values."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    offset_type = np.int64 if pa.types.is_large_binary(array.type) else np.int32
+    buffers = array.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=offset_type)[array.offset:array.offset + len(array) + 1]
+    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
+    rows = data[offsets[0]:offsets[-1]].view("<f4").reshape(-1, width)
+    return rows, (np.diff(offsets) // (4 * width)).astype(np.int64)

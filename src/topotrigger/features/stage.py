@@ -1,14 +1,20 @@
-"""The `features` stage on Spark: features per partition (mapInArrow), cut flow, balance, split, scale, write.
+"""The `features` stage on Spark: features per piece of the input, cut flow, balance, split, scale, write.
 
     OUT/train/        Parquet, shuffled      (compact: label, hlf, particles; anchor: HLF_input, GRU_input, encoded_label, label)
     OUT/test/         Parquet
     OUT/metadata.json feature names, scaler parameters, cut flow per class, counts, seeds, options, versions
 
-Sampling is by a seeded hash of each event's content, not by row position, so the same input and
-seed give the same datasets whatever the partitioning or the number of executors (identical events,
-e.g. from copied files, are told apart by a row id and may then swap places). Undersampling and the
-train/test split take exact per-class counts: the k-th smallest (hash, row id) of each class is the
-threshold, found on a narrow (label, hash, row id) projection.
+1. One Spark task per piece of the ingested dataset (`ingested.py`: whole row groups) reads it with
+   pyarrow, computes the features and the event key, counts the cut flow, and writes the selected
+   events to a temporary `_selected/` with the feature arrays packed as bytes: the nested input never
+   enters the JVM, and the later passes shuffle flat rows.
+2. Balance and split on Spark, on a narrow (label, hash, row id) projection.
+3. Scalers from the training split; 4. scaled layouts written by the tasks (`io.arrow_writer`).
+
+Sampling is by a seeded hash of each event's content (`keys.py`), not by row position, so the same
+input and seed give the same datasets whatever the partitioning or the number of executors (identical
+events, e.g. from copied files, are told apart by their row id). Undersampling and the train/test split
+take exact per-class counts: the k-th smallest (hash, row id) of each class is the threshold.
 """
 
 from __future__ import annotations
@@ -29,14 +35,15 @@ import pyarrow.compute as pc
 
 from topotrigger import __version__
 from topotrigger.config import FeaturesConfig
-from topotrigger.errors import InputError, MissingInputError, OutputExistsError
-from topotrigger.features import layouts
-from topotrigger.features.arrow import collections_of, feature_columns
+from topotrigger.errors import InputError, MissingInputError, OutputExistsError, input_error_in
+from topotrigger.features import ingested, layouts
+from topotrigger.features.arrow import collections_of, feature_columns, packed, unpacked
 from topotrigger.features.kernels import definitions as d
 from topotrigger.features.kernels.events import compute
+from topotrigger.features.keys import event_keys
 from topotrigger.features.scaling import Moments, Scaler
 from topotrigger.io.delphes import PIPELINE_COLLECTIONS
-from topotrigger.io.arrow_writer import write_parquet
+from topotrigger.io.arrow_writer import TaskOutput, commit, write_parquet
 from topotrigger.io.hadoop import HadoopFS
 from topotrigger.io.versions import software_versions
 
@@ -66,9 +73,44 @@ def compute_batches(batches: Iterator[pa.RecordBatch], options: dict[str, bool],
                     extra: tuple[str, ...] = ()) -> Iterator[pa.RecordBatch]:
     opts = d.FeatureOptions(**options)
     for batch in batches:
-        features = compute(collections_of(batch), opts)
-        yield _cast({"label": batch.column("label"), "sample": batch.column("sample"), "key": batch.column("key"),
+        collections = collections_of(batch)
+        features = compute(collections, opts)
+        labels = batch.column("label").to_numpy(zero_copy_only=False)
+        keys = pa.array(event_keys(collections, labels, batch.column("sample")))
+        yield _cast({"label": batch.column("label"), "sample": batch.column("sample"), "key": keys,
                      **feature_columns(features), **{name: batch.column(name) for name in extra}}, schema)
+
+
+SELECTED = pa.schema([("label", pa.int32()), ("sample", pa.string()), ("key", pa.int64()), ("rid", pa.int64()),
+                      ("hlf", pa.binary()), ("particles", pa.binary())])
+
+
+def select_task(pieces: Iterator[ingested.Piece], root: str, options: dict[str, bool]) -> Iterator[dict[str, Any]]:
+    """One Spark task: features of its pieces; the selected events go to `root`, the cut flow to the driver."""
+    opts = d.FeatureOptions(**options)
+    output = TaskOutput(root)
+    flow: dict[tuple[int, int], int] = {}
+    try:
+        for piece in pieces:
+            for batch in ingested.read(piece):
+                collections = collections_of(batch)
+                features = compute(collections, opts)
+                labels = batch.column("label").to_numpy(zero_copy_only=False)
+                codes, n = np.unique(labels.astype(np.int64) * 16 + features.cut, return_counts=True)
+                for code, count in zip(codes.tolist(), n.tolist()):
+                    flow[divmod(code, 16)] = flow.get(divmod(code, 16), 0) + count
+                final = np.flatnonzero(features.cut == d.CUT_FINAL)
+                if not len(final):
+                    continue
+                keys = event_keys(collections, labels, batch.column("sample"))
+                output.write(pa.RecordBatch.from_arrays(
+                    [pa.array(labels[final].astype(np.int32)), batch.column("sample").take(final), pa.array(keys[final]),
+                     batch.column("rid").take(final), packed(features.hlf[final], np.ones(len(final))),
+                     packed(features.particles, features.counts[final])], schema=SELECTED))
+    except BaseException:
+        output.abort()
+        raise
+    yield {"files": output.close(), "flow": [(label, cut, count) for (label, cut), count in flow.items()]}
 
 
 def _arrays(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -79,10 +121,16 @@ def _arrays(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return hlf, particles, counts
 
 
+def _packed_arrays(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    hlf, _ = unpacked(batch.column("hlf"), d.N_HLF)
+    particles, counts = unpacked(batch.column("particles"), d.N_PARTICLE_FEATURES)
+    return hlf, particles, counts
+
+
 def moment_batches(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     total: Moments | None = None
     for batch in batches:
-        hlf, particles, _ = _arrays(batch)
+        hlf, particles, _ = _packed_arrays(batch)
         part = Moments.of(hlf, particles)
         total = part if total is None else total.merge(part)
     if total is not None:
@@ -90,14 +138,13 @@ def moment_batches(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iter
                      "total": pa.array([total.total]), "total_sq": pa.array([total.total_sq])}, schema)
 
 
-def transform_batches(batches: Iterator[pa.RecordBatch], scaler: dict[str, Any], layout: str,
-                      schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+def transform_batch(batch: pa.RecordBatch, scaler: dict[str, Any], layout: str, schema: pa.Schema) -> pa.RecordBatch:
+    """Selected events (packed, unscaled) -> the output layout, scaled."""
     scale = Scaler(**scaler)
     build = layouts.anchor if layout == "anchor" else layouts.compact
-    for batch in batches:
-        hlf, particles, counts = _arrays(batch)
-        labels = batch.column("label").to_numpy(zero_copy_only=False)
-        yield _cast(build(labels, scale.transform_hlf(hlf), scale.transform_particles(particles, counts), counts), schema)
+    hlf, particles, counts = _packed_arrays(batch)
+    labels = batch.column("label").to_numpy(zero_copy_only=False)
+    return _cast(build(labels, scale.transform_hlf(hlf), scale.transform_particles(particles, counts), counts), schema)
 
 
 # ---- driver side ------------------------------------------------------------------------------
@@ -128,15 +175,6 @@ def _spark_schema_arrow(spark: "SparkSession", ddl: str) -> tuple[Any, pa.Schema
 
     struct = _parse_datatype_string(ddl)
     return struct, to_arrow_schema(struct)
-
-
-def event_key() -> Any:
-    """The event's identity for seeded sampling (a Column). Hashing the small collections is enough to
-    tell events apart (MET alone is a continuous value) and avoids hashing thousands of EFlow values."""
-    from pyspark.sql import functions as F
-
-    return F.xxhash64("label", "sample", "MissingET", "Electron", "MuonTight", "Jet",
-                      F.size("EFlowTrack"), F.size("EFlowPhoton")).alias("key")
 
 
 def compute_features(spark: "SparkSession", keyed: "DataFrame", options: d.FeatureOptions,
@@ -178,7 +216,7 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
     fs = HadoopFS(spark, out)
     if fs.exists(out) and not overwrite:
         raise OutputExistsError(f"output {out} exists; pass --overwrite to replace it")
-    events = read_ingested(spark, input_path, fs)
+    pieces = ingested.plan(input_path)
     label_names: dict[int, str] = {}
     manifest_sha256 = None
     manifest_path = f"{input_path}/_manifest.json"
@@ -198,20 +236,27 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
             timings[name] = round(now - mark, 3)
             mark = now
 
-        # 1. Features of every event, with the cut-flow step it reached; kept on disk for the passes below.
-        computed = compute_features(spark, events.select(*PIPELINE_COLLECTIONS, "label", "sample", event_key()), options)
-        # A row id, fixed once written, breaks ties between identical events (copied input files).
-        write_parquet(computed.withColumn("rid", F.monotonically_increasing_id()), f"{tmp}/_all")
-        everything = spark.read.parquet(f"{tmp}/_all")
+        # 1. Features of every event in the tasks; the selected ones kept on disk for the passes below.
+        task = functools.partial(select_task, root=f"{tmp}/_selected", options=asdict(options))
+        try:
+            reports = spark.sparkContext.parallelize(pieces, len(pieces)).mapPartitions(task).collect()
+        except Exception as exc:
+            user = input_error_in(exc)
+            if user is not None:
+                raise user from None
+            raise
+        commit(f"{tmp}/_selected", [f for r in reports for f in r["files"]])
+        flow_rows = [row for r in reports for row in r["flow"]]
         lap("select_and_compute")
 
-        flow_rows = [(r.label, r.cut, r["count"]) for r in everything.groupBy("label", "cut").count().collect()]
         cutflow = cutflow_table(flow_rows, label_names)
         events_in = sum(r[2] for r in flow_rows)
-        selected = everything.where(F.col("cut") == d.CUT_FINAL)
-        per_class = {r.label: r["count"] for r in selected.groupBy("label").count().collect()}
+        per_class: dict[int, int] = {}
+        for label, cut, count in flow_rows:
+            per_class[label] = per_class.get(label, 0) + (count if cut == d.CUT_FINAL else 0)
         if not per_class or min(per_class.values()) == 0:
             raise InputError(f"no event of {input_path} passes the selection: nothing to train on")
+        selected = spark.read.parquet(f"{tmp}/_selected")
 
         # 2. Balance and split with exact per-class counts: thresholds on a seeded content hash.
         keep = {lab: (min(per_class.values()) if cfg.balance == "undersample" else n) for lab, n in per_class.items()}
@@ -246,18 +291,18 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
 
         # 4. Scaled datasets; the training set in a seeded random order.
         ddl = layouts.ANCHOR_SCHEMA if cfg.layout == "anchor" else layouts.COMPACT_SCHEMA
-        o_struct, o_arrow = _spark_schema_arrow(spark, ddl)
-        transform = functools.partial(transform_batches, scaler=scaler.to_dict(), layout=cfg.layout, schema=o_arrow)
+        _, o_arrow = _spark_schema_arrow(spark, ddl)
+        transform = functools.partial(transform_batch, scaler=scaler.to_dict(), layout=cfg.layout, schema=o_arrow)
         shuffled = train.orderBy(F.xxhash64(F.lit(cfg.seed + 1), "key")).select("label", "hlf", "particles")
         batch_key = "spark.sql.execution.arrow.maxRecordsPerBatch"
         user_batch = spark.conf.get(batch_key, None)
         if cfg.layout == "anchor":
             # 801 × 19 doubles per event: keep Arrow batches small so a task's memory stays bounded.
             spark.conf.set(batch_key, "500")
-        write_parquet(shuffled.mapInArrow(transform, o_struct), f"{tmp}/train")
+        write_parquet(shuffled, f"{tmp}/train", transform=transform)
         lap("write_train")
-        write_parquet(test.orderBy("label", "h", "rid").select("label", "hlf", "particles").mapInArrow(transform, o_struct),
-                      f"{tmp}/test")
+        write_parquet(test.orderBy("label", "h", "rid").select("label", "hlf", "particles"), f"{tmp}/test",
+                      transform=transform)
         lap("write_test")
         if user_batch is None:
             spark.conf.unset(batch_key)
@@ -293,7 +338,7 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
     except BaseException:
         fs.delete(tmp)  # a failed run leaves nothing behind
         raise
-    fs.delete(f"{tmp}/_all")
+    fs.delete(f"{tmp}/_selected")
     fs.write_text(f"{tmp}/metadata.json", json.dumps(metadata, indent=2, sort_keys=True) + "\n")
     if fs.exists(out):
         fs.delete(out)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from topotrigger.config import IngestConfig
-from topotrigger.errors import InputError, OutputExistsError, UserError
+from topotrigger.errors import InputError, OutputExistsError, UserError, input_error_in
 from topotrigger.ingest import plan
 from topotrigger.ingest.paths import expand, redact
 from topotrigger.ingest.reader import read_slices
@@ -87,12 +86,6 @@ def label_files(files: list[str], label_map: dict[str, int], label: int | None) 
 
 def _output_uri(out: str) -> str:
     return out if "://" in out else os.path.abspath(out)
-
-
-def _input_error(exc: Exception) -> InputError | None:
-    """The user's data error inside a failed Spark job, if that is what it was."""
-    match = re.search(r"topotrigger\.errors\.InputError: ([^\n]+)", str(exc))
-    return InputError(match.group(1)) if match else None
 
 
 def scan_on_spark(spark: "SparkSession", paths: list[str], tree: str, on_bad_file: str) -> tuple[list[plan.FileInfo], list[dict[str, str]]]:
@@ -195,7 +188,7 @@ def ingest(cfg: IngestConfig, inputs: list[str], out: str, spark: "SparkSession"
         written = commit(tmp, [f for r in reports for f in r["files"]], "label")
     except Exception as exc:
         fs.delete(tmp)
-        user = _input_error(exc)
+        user = input_error_in(exc)
         if user is not None:
             raise user from None
         raise

@@ -113,7 +113,7 @@ def _spark_model_scores(df: "DataFrame", layout: str, keys: list[str], saved: An
 def _input(spark: "SparkSession", path: str, saved: "SavedModel") -> tuple["DataFrame", str, list[str]]:
     from pyspark.sql import functions as F
 
-    from topotrigger.features.stage import compute_features, event_key, read_ingested
+    from topotrigger.features.stage import compute_features, read_ingested
     from topotrigger.io.delphes import PIPELINE_COLLECTIONS
 
     fs = HadoopFS(spark, path)
@@ -138,7 +138,7 @@ def _input(spark: "SparkSession", path: str, saved: "SavedModel") -> tuple["Data
             raise InputError(f"model {saved.name} has no saved scaler: it cannot score ingested events")
         events = read_ingested(spark, path, fs).select("*", *position)
         options = d.FeatureOptions(**(saved.info.get("feature_options") or {}))
-        computed = compute_features(spark, events.select(*PIPELINE_COLLECTIONS, "label", "sample", event_key(),
+        computed = compute_features(spark, events.select(*PIPELINE_COLLECTIONS, "label", "sample",
                                                          "file", "row"), options, extra=("file", "row"))
         selected = computed.where(F.col("cut") == d.CUT_FINAL).select("file", "row", "label", "sample", "key", "hlf", "particles")
         return selected, "raw", ["file", "row", "label", "sample", "key"]

@@ -62,11 +62,23 @@ def _sorted_view(c0: int, c1: int, c_pt: np.ndarray, c_eta: np.ndarray, c_phi: n
         if not c_pt[j] <= min_pt:  # as in the cone sums: NaN stays in (and poisons the sum)
             s_idx[n] = j
             n += 1
-    order = np.argsort(c_eta[s_idx[:n]], kind="mergesort")
-    tmp = s_idx[:n][order].copy()
+    if n > 64:
+        order = np.argsort(c_eta[s_idx[:n]], kind="mergesort")
+        tmp = s_idx[:n][order].copy()
+        for q in range(n):
+            s_idx[q] = tmp[q]
+    else:  # a stable insertion sort: no allocation, and quicker than argsort at these sizes
+        for q in range(1, n):
+            j = s_idx[q]
+            key = c_eta[j]
+            r = q - 1
+            while r >= 0 and c_eta[s_idx[r]] > key:
+                s_idx[r + 1] = s_idx[r]
+                r -= 1
+            s_idx[r + 1] = j
     for q in range(n):
-        j = tmp[q]
-        s_idx[q], s_eta[q], s_phi[q], s_pt[q] = j, c_eta[j], c_phi[j], c_pt[j]
+        j = s_idx[q]
+        s_eta[q], s_phi[q], s_pt[q] = c_eta[j], c_phi[j], c_pt[j]
     return n
 
 
@@ -128,6 +140,9 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
     v_phi = np.empty((3, size))
     v_pt = np.empty((3, size))
     v_idx = np.empty((3, size), dtype=np.int64)
+    best = np.empty(2, dtype=np.int64)
+    best_iso = np.empty((2, 3))
+    order = np.empty(d.MAX_PARTICLES, dtype=np.int64)
     for ev in range(n_events):
         t0, t1 = t_off[ev], t_off[ev + 1]
         p0, p1 = p_off[ev], p_off[ev + 1]
@@ -141,8 +156,8 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
         views_ready = False
         nt, npho, nneu = 0, 0, 0
         # Best qualifying electron and muon: pT > 23 and relative isolation < 0.45.
-        best = np.full(2, -1, dtype=np.int64)
-        best_iso = np.zeros((2, 3))
+        best[0], best[1] = -1, -1
+        best_iso[:] = 0.0
         any_pt = False
         for flavour in range(2):
             l0, l1 = (e0, e1) if flavour == 0 else (m0, m1)
@@ -269,12 +284,27 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
         if not finite:
             continue
         cut[ev] = d.CUT_FINAL
-        order = np.argsort(-dr_buf[:k], kind="mergesort")
+        _order_by_decreasing(dr_buf, k, order)
         for i in range(k):
             out[cursor + i] = rows[order[i]]
         counts[ev] = k
         cursor += k
     return cursor
+
+
+@numba.njit(cache=True)
+def _order_by_decreasing(values: np.ndarray, k: int, order: np.ndarray) -> None:
+    """order[:k] = indices of values[:k] by decreasing value, ties in index order (a stable sort)."""
+    if k > 96:
+        order[:k] = np.argsort(-values[:k], kind="mergesort")
+        return
+    for q in range(k):  # insertion sort: no allocation, quicker than argsort at these sizes
+        v = values[q]
+        r = q - 1
+        while r >= 0 and values[order[r]] < v:
+            order[r + 1] = order[r]
+            r -= 1
+        order[r + 1] = q
 
 
 @numba.njit(cache=True, inline="always")

@@ -1,0 +1,122 @@
+"""Reading an ingested dataset in the Spark tasks themselves (pyarrow), by row groups.
+
+The nested EFlow columns are most of the bytes; decoding them in the JVM and converting them to
+Arrow for `mapInArrow` cost more than computing the features (docs/performance.md). Here the driver
+lists the files and their row groups (Parquet footers only) and packs row groups into pieces; each
+task reads its pieces with pyarrow. The label comes from a `label=K` directory (how `ingest` writes
+it) or a `label` column; every event gets a row id that is fixed by the dataset itself
+(file number in sorted order, row in the file), which breaks ties between identical events.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from topotrigger.errors import InputError, MissingInputError
+from topotrigger.io.arrow_writer import filesystem
+from topotrigger.io.delphes import PIPELINE_COLLECTIONS
+
+_LABEL_DIR = re.compile(r"(?:^|/)label=(-?\d+)(?:/|$)")
+ROW_BITS = 36  # rows per file < 6.9e10; file numbers < 1.3e8
+
+
+@dataclass(frozen=True)
+class Piece:
+    uri: str                     # the dataset's root, for the file system
+    path: str                    # the file, as the file system names it
+    file_index: int
+    label: int | None            # None: the file has a label column
+    row_groups: tuple[int, ...]
+    first_rows: tuple[int, ...]  # the row in the file where each of those row groups starts
+
+
+def _files(uri: str) -> tuple[pa.fs.FileSystem, list[str]]:
+    fs, base = filesystem(uri)
+    info = fs.get_file_info(base)
+    if info.type == pa.fs.FileType.NotFound:
+        raise MissingInputError(f"input not found: {uri}")
+    if info.type == pa.fs.FileType.File:
+        return fs, [base]
+    found = fs.get_file_info(pa.fs.FileSelector(base, recursive=True))
+    base = base.rstrip("/")
+
+    def visible(path: str) -> bool:  # Spark's rule: _ and . names (_SUCCESS, _attempts, .crc) are not data
+        return not any(part.startswith(("_", ".")) for part in path[len(base) + 1:].split("/"))
+
+    files = sorted(f.path for f in found if f.type == pa.fs.FileType.File and f.path.endswith(".parquet") and visible(f.path))
+    if not files:
+        raise InputError(f"{uri} is not an ingested Parquet dataset (no .parquet files in it)")
+    return fs, files
+
+
+def check_schema(schema: pa.Schema, has_label_dir: bool, where: str) -> None:
+    """One line naming every input column the features need and the dataset lacks."""
+    missing = [] if has_label_dir or "label" in schema.names else ["label"]
+    if "sample" not in schema.names:
+        missing.append("sample")
+    for collection, fields in PIPELINE_COLLECTIONS.items():
+        if collection not in schema.names:
+            missing.append(collection)
+            continue
+        kind = schema.field(collection).type
+        inner = kind.value_type if pa.types.is_list(kind) or pa.types.is_large_list(kind) else None
+        names = {inner.field(i).name for i in range(inner.num_fields)} if pa.types.is_struct(inner) else set()
+        missing += [f"{collection}.{f}" for f in fields if f not in names]
+    if missing:
+        raise InputError(f"{where} lacks input columns: {', '.join(missing)}")
+
+
+def plan(uri: str, target_bytes: int = 64 * 1024 * 1024) -> list[Piece]:
+    """Pieces of about `target_bytes` (uncompressed) of whole row groups, in file order."""
+    fs, files = _files(uri)
+    pieces: list[Piece] = []
+    for index, path in enumerate(files):
+        try:
+            meta = pq.ParquetFile(path, filesystem=fs).metadata
+        except Exception as exc:
+            raise InputError(f"{path} is not a Parquet file ({str(exc).splitlines()[0][:200]})") from None
+        match = _LABEL_DIR.search(path)
+        label = int(match.group(1)) if match else None
+        if index == 0:
+            check_schema(meta.schema.to_arrow_schema(), label is not None, uri)
+        groups: list[int] = []
+        starts: list[int] = []
+        row, size = 0, 0
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            if groups and size + group.total_byte_size > target_bytes:
+                pieces.append(Piece(uri, path, index, label, tuple(groups), tuple(starts)))
+                groups, starts, size = [], [], 0
+            groups.append(g)
+            starts.append(row)
+            size += group.total_byte_size
+            row += group.num_rows
+        if groups:
+            pieces.append(Piece(uri, path, index, label, tuple(groups), tuple(starts)))
+    return pieces
+
+
+def read(piece: Piece, batch_rows: int = 10_000) -> Iterator[pa.RecordBatch]:
+    """The piece's events: the pipeline collections, label, sample and rid."""
+    fs, _ = filesystem(piece.uri)
+    file = pq.ParquetFile(piece.path, filesystem=fs)
+    columns = [*PIPELINE_COLLECTIONS, "sample"] + (["label"] if piece.label is None else [])
+    try:
+        for group, first in zip(piece.row_groups, piece.first_rows):
+            row = first
+            for batch in file.iter_batches(batch_size=batch_rows, row_groups=[group], columns=columns):
+                n = batch.num_rows
+                label = batch.column("label").cast(pa.int32()) if piece.label is None else pa.array(np.full(n, piece.label, np.int32))
+                rid = (np.int64(piece.file_index) << ROW_BITS) + np.arange(row, row + n, dtype=np.int64)
+                row += n
+                yield pa.RecordBatch.from_arrays(
+                    [*(batch.column(c) for c in PIPELINE_COLLECTIONS), batch.column("sample"), label, pa.array(rid)],
+                    [*PIPELINE_COLLECTIONS, "sample", "label", "rid"])
+    except (pa.ArrowInvalid, OSError, KeyError) as exc:
+        raise InputError(f"{piece.path}: unreadable ({str(exc).splitlines()[0][:200]})") from None
