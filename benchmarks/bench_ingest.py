@@ -37,17 +37,17 @@ from topotrigger.config import SparkConfig
 from topotrigger.runtime import get_spark
 from topotrigger.config import IngestConfig
 from topotrigger.ingest.stage import ingest, read_events, scan_on_spark
-master, files, out, mode = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
+master, files, out, mode, partition_mb = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
 # No fast-start profile here: its C1-only JIT and serial GC trade throughput for start-up time.
 spark = get_spark(SparkConfig(master=master, driver_memory="4g", conf={"spark.ui.enabled": "false"}), out + ".run")
 spark.range(1).count()  # warm the Python workers before timing
 start = time.perf_counter()
 if mode == "stage":
     # The classes are the generated directories; every copy of a file sits beside its original.
-    n = sum(ingest(IngestConfig(), sorted({f.rsplit("/", 1)[0] for f in files}), out, spark).counts.values())
+    n = sum(ingest(IngestConfig(partition_bytes=partition_mb * 2**20), sorted({f.rsplit("/", 1)[0] for f in files}), out, spark).counts.values())
 else:
     infos, _ = scan_on_spark(spark, files, "Delphes", "stop")
-    df = read_events(spark, infos, "Delphes", 128 * 1024 * 1024)
+    df = read_events(spark, infos, "Delphes", partition_mb * 2**20)
     if mode == "count":
         n = df.count()
     else:
@@ -96,9 +96,9 @@ def run_sampling_rss(args: list[str]) -> tuple[dict, float]:
     return json.loads(proc.stdout.strip().splitlines()[-1]), max(peak.values(), default=0) / 2**20
 
 
-def run_spark(master: str, files: list[str], mode: str) -> dict:
+def run_spark(master: str, files: list[str], mode: str, partition_mb: int = 128) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        result, rss = run_sampling_rss([SPARK_JOB, master, json.dumps(files), f"{tmp}/out", mode])
+        result, rss = run_sampling_rss([SPARK_JOB, master, json.dumps(files), f"{tmp}/out", mode, str(partition_mb)])
     return result | {"peak_worker_rss_mb": rss}
 
 
@@ -144,18 +144,19 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("runs/bench-ingest"))
     parser.add_argument("--events-per-class", type=int, default=6000)
     parser.add_argument("--target-mb", type=int, default=300)
+    parser.add_argument("--partition-mb", type=int, default=128, help="uncompressed MB per Spark partition")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     files = prepare(args.data, args.events_per_class, args.target_mb)
     total_mb = sum(os.path.getsize(f) for f in files) / 2**20
-    print(f"{len(files)} files, {total_mb:.0f} MB")
+    print(f"{len(files)} files, {total_mb:.0f} MB, partitions of {args.partition_mb} MB uncompressed", flush=True)
     rows = {"files": len(files), "megabytes": total_mb}
     rows["single_process"] = run_single_process(files)
     for master, cores in (("local[1]", 1), ("local[2]", 2)):
-        rows[f"stage_{master}"] = run_spark(master, files, "stage") | {"cores": cores}
+        rows[f"stage_{master}"] = run_spark(master, files, "stage", args.partition_mb) | {"cores": cores}
     for master, cores in (("local[1]", 1), ("local[2]", 2)):
-        rows[f"source_{master}"] = run_spark(master, files, "write") | {"cores": cores}
-    rows["spark_count_local[2]"] = run_spark("local[2]", files, "count") | {"cores": 2}
+        rows[f"source_{master}"] = run_spark(master, files, "write", args.partition_mb) | {"cores": cores}
+    rows["spark_count_local[2]"] = run_spark("local[2]", files, "count", args.partition_mb) | {"cores": 2}
     base = rows["single_process"]["events"] / rows["single_process"]["seconds"]
     print(f"{'run':24} {'events':>9} {'s':>7} {'ev/s':>9} {'ev/s/core':>9} {'/ single':>8} {'peak RSS MB':>11}")
     for name, r in rows.items():

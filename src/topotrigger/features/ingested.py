@@ -72,7 +72,7 @@ def check_schema(schema: pa.Schema, has_label_dir: bool, where: str) -> None:
         raise InputError(f"{where} lacks input columns: {', '.join(missing)}")
 
 
-def plan(uri: str, target_bytes: int = 64 * 1024 * 1024) -> list[Piece]:
+def plan(uri: str, target_bytes: int = 32 * 1024 * 1024) -> list[Piece]:
     """Pieces of about `target_bytes` (uncompressed) of whole row groups, in file order."""
     fs, files = _files(uri)
     pieces: list[Piece] = []
