@@ -73,3 +73,10 @@ def event_keys(collections: dict[str, Collection], labels: np.ndarray, samples: 
     for name in COUNTED_COLLECTIONS:
         _fold_each(keys, np.diff(collections[name].offsets).astype(np.uint64))
     return keys.view(np.int64)
+
+
+def seeded(keys: np.ndarray, seed: int) -> np.ndarray:
+    """int64 hash of each key under `seed`: the order in which events are sampled, split and shuffled."""
+    out = np.full(len(keys), np.uint64(seed & 0xFFFFFFFFFFFFFFFF), dtype=np.uint64)
+    _fold_each(out, np.ascontiguousarray(keys).view(np.uint64))
+    return out.view(np.int64)

@@ -40,10 +40,10 @@ from topotrigger.features import ingested, layouts
 from topotrigger.features.arrow import collections_of, feature_columns, packed, unpacked
 from topotrigger.features.kernels import definitions as d
 from topotrigger.features.kernels.events import compute
-from topotrigger.features.keys import event_keys
+from topotrigger.features.keys import event_keys, seeded
 from topotrigger.features.scaling import Moments, Scaler
 from topotrigger.io.delphes import PIPELINE_COLLECTIONS
-from topotrigger.io.arrow_writer import TaskOutput, commit, write_parquet
+from topotrigger.io.arrow_writer import TaskOutput, commit, committed_files, write_parquet
 from topotrigger.io.hadoop import HadoopFS
 from topotrigger.io.versions import software_versions
 
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 COMPUTED_SCHEMA = "label int, sample string, key bigint, cut tinyint, hlf array<float>, particles array<array<float>>"
-MOMENTS_SCHEMA = "hlf_min array<double>, hlf_max array<double>, n double, total array<double>, total_sq array<double>"
 
 
 @dataclass
@@ -82,13 +81,14 @@ def compute_batches(batches: Iterator[pa.RecordBatch], options: dict[str, bool],
 
 
 SELECTED = pa.schema([("label", pa.int32()), ("sample", pa.string()), ("key", pa.int64()), ("rid", pa.int64()),
-                      ("hlf", pa.binary()), ("particles", pa.binary())])
+                      ("h", pa.int64()), ("s", pa.int64()), ("hlf", pa.binary()), ("particles", pa.binary())])
 
 
-def select_task(pieces: Iterator[ingested.Piece], root: str, options: dict[str, bool]) -> Iterator[dict[str, Any]]:
-    """One Spark task: features of its pieces; the selected events go to `root`, the cut flow to the driver."""
+def select_task(pieces: Iterator[ingested.Piece], root: str, options: dict[str, bool], seed: int) -> Iterator[dict[str, Any]]:
+    """One Spark task: features of its pieces; the selected events go to `root` with their sampling hash
+    `h` and shuffling hash `s`, the cut flow to the driver."""
     opts = d.FeatureOptions(**options)
-    output = TaskOutput(root)
+    output = TaskOutput(root, compression="lz4")  # read back once or twice, then deleted: speed over size
     flow: dict[tuple[int, int], int] = {}
     try:
         for piece in pieces:
@@ -102,10 +102,11 @@ def select_task(pieces: Iterator[ingested.Piece], root: str, options: dict[str, 
                 final = np.flatnonzero(features.cut == d.CUT_FINAL)
                 if not len(final):
                     continue
-                keys = event_keys(collections, labels, batch.column("sample"))
+                keys = event_keys(collections, labels, batch.column("sample"))[final]
                 output.write(pa.RecordBatch.from_arrays(
-                    [pa.array(labels[final].astype(np.int32)), batch.column("sample").take(final), pa.array(keys[final]),
-                     batch.column("rid").take(final), packed(features.hlf[final], np.ones(len(final))),
+                    [pa.array(labels[final].astype(np.int32)), batch.column("sample").take(final), pa.array(keys),
+                     batch.column("rid").take(final), pa.array(seeded(keys, seed)), pa.array(seeded(keys, seed + 1)),
+                     packed(features.hlf[final], np.ones(len(final))),
                      packed(features.particles, features.counts[final])], schema=SELECTED))
     except BaseException:
         output.abort()
@@ -127,15 +128,36 @@ def _packed_arrays(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.nd
     return hlf, particles, counts
 
 
-def moment_batches(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+def _at_or_before(label: np.ndarray, h: np.ndarray, rid: np.ndarray,
+                  thresholds: dict[int, tuple[int, int] | None]) -> np.ndarray:
+    """Rows at or before their class's (h, rid) threshold (numpy twin of the Spark condition in `features`)."""
+    keep = np.zeros(len(label), dtype=bool)
+    for lab, t in thresholds.items():
+        if t is not None:
+            keep |= (label == lab) & ((h < t[0]) | ((h == t[0]) & (rid <= t[1])))
+    return keep
+
+
+def moments_task(paths: Iterator[str], root: str, keep: dict[int, Any], test: dict[int, Any]) -> Iterator[Moments]:
+    """Moments of the training events in some `_selected` files, read in the task (no JVM)."""
+    import pyarrow.parquet as pq
+
+    from topotrigger.io.arrow_writer import filesystem
+
+    fs, _ = filesystem(root)
     total: Moments | None = None
-    for batch in batches:
-        hlf, particles, _ = _packed_arrays(batch)
-        part = Moments.of(hlf, particles)
-        total = part if total is None else total.merge(part)
+    for path in paths:
+        for batch in pq.ParquetFile(path, filesystem=fs).iter_batches(batch_size=10_000, columns=["label", "h", "rid", "hlf", "particles"]):
+            label, h, rid = (batch.column(c).to_numpy(zero_copy_only=False) for c in ("label", "h", "rid"))
+            train = _at_or_before(label, h, rid, keep) & ~_at_or_before(label, h, rid, test)
+            rows = np.flatnonzero(train)
+            if not len(rows):
+                continue
+            hlf, particles, _ = _packed_arrays(batch.select(["hlf", "particles"]).take(pa.array(rows)))
+            part = Moments.of(hlf, particles)
+            total = part if total is None else total.merge(part)
     if total is not None:
-        yield _cast({"hlf_min": pa.array([total.hlf_min]), "hlf_max": pa.array([total.hlf_max]), "n": pa.array([total.n]),
-                     "total": pa.array([total.total]), "total_sq": pa.array([total.total_sq])}, schema)
+        yield total
 
 
 def transform_batch(batch: pa.RecordBatch, scaler: dict[str, Any], layout: str, schema: pa.Schema) -> pa.RecordBatch:
@@ -237,7 +259,7 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
             mark = now
 
         # 1. Features of every event in the tasks; the selected ones kept on disk for the passes below.
-        task = functools.partial(select_task, root=f"{tmp}/_selected", options=asdict(options))
+        task = functools.partial(select_task, root=f"{tmp}/_selected", options=asdict(options), seed=cfg.seed)
         try:
             reports = spark.sparkContext.parallelize(pieces, len(pieces)).mapPartitions(task).collect()
         except Exception as exc:
@@ -261,8 +283,7 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
         # 2. Balance and split with exact per-class counts: thresholds on a seeded content hash.
         keep = {lab: (min(per_class.values()) if cfg.balance == "undersample" else n) for lab, n in per_class.items()}
         n_test = {lab: int(round(cfg.test_fraction * k)) for lab, k in keep.items()}
-        hashed = selected.withColumn("h", F.xxhash64(F.lit(cfg.seed), "key"))
-        ranks = (hashed.select("label", "h", "rid")
+        ranks = (selected.select("label", "h", "rid")
                  .withColumn("rank", F.row_number().over(Window.partitionBy("label").orderBy("h", "rid"))))
         wanted = [(lab, k) for lab, k in keep.items()] + [(lab, k) for lab, k in n_test.items() if k > 0]
         condition = functools.reduce(lambda a, b: a | b, [(F.col("label") == lab) & (F.col("rank") == k) for lab, k in wanted])
@@ -276,24 +297,27 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
                      for lab, t in thresholds.items() if t is not None]
             return functools.reduce(lambda a, b: a | b, terms) if terms else F.lit(False)
 
-        kept = hashed.where(below(keep_h))
+        kept = selected.where(below(keep_h))
         test = kept.where(below(test_h))
         train = kept.where(~below(test_h))
         lap("cutflow_balance_split")
 
-        # 3. Scalers from the training split only.
-        m_struct, m_arrow = _spark_schema_arrow(spark, MOMENTS_SCHEMA)
-        parts = train.select("hlf", "particles").mapInArrow(functools.partial(moment_batches, schema=m_arrow), m_struct).collect()
-        moments = functools.reduce(Moments.merge, [Moments(np.array(r.hlf_min), np.array(r.hlf_max), r.n,
-                                                           np.array(r.total), np.array(r.total_sq)) for r in parts])
-        scaler = Scaler.fit(moments, per_event=cfg.per_event_standardisation)
+        # 3. Scalers from the training split only, in tasks reading the selected events' files.
+        files = committed_files(f"{tmp}/_selected")
+        task = functools.partial(moments_task, root=f"{tmp}/_selected", keep=keep_h, test=test_h)
+        parts = spark.sparkContext.parallelize(files, max(1, len(files))).mapPartitions(task).collect()
+        if not parts:
+            raise InputError(f"no training event left in {input_path} after the split")
+        scaler = Scaler.fit(functools.reduce(Moments.merge, parts), per_event=cfg.per_event_standardisation)
         lap("fit_scalers")
 
         # 4. Scaled datasets; the training set in a seeded random order.
         ddl = layouts.ANCHOR_SCHEMA if cfg.layout == "anchor" else layouts.COMPACT_SCHEMA
         _, o_arrow = _spark_schema_arrow(spark, ddl)
         transform = functools.partial(transform_batch, scaler=scaler.to_dict(), layout=cfg.layout, schema=o_arrow)
-        shuffled = train.orderBy(F.xxhash64(F.lit(cfg.seed + 1), "key")).select("label", "hlf", "particles")
+        # A seeded random order without a global sort: hash-partitioned on the shuffling hash, sorted within.
+        n_out = max(1, len(files))
+        shuffled = train.repartition(n_out, "s").sortWithinPartitions("s").select("label", "hlf", "particles")
         batch_key = "spark.sql.execution.arrow.maxRecordsPerBatch"
         user_batch = spark.conf.get(batch_key, None)
         if cfg.layout == "anchor":
@@ -301,8 +325,8 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
             spark.conf.set(batch_key, "500")
         write_parquet(shuffled, f"{tmp}/train", transform=transform)
         lap("write_train")
-        write_parquet(test.orderBy("label", "h", "rid").select("label", "hlf", "particles"), f"{tmp}/test",
-                      transform=transform)
+        ordered_test = test.repartition(n_out, "s").sortWithinPartitions("label", "h", "rid")
+        write_parquet(ordered_test.select("label", "hlf", "particles"), f"{tmp}/test", transform=transform)
         lap("write_test")
         if user_batch is None:
             spark.conf.unset(batch_key)

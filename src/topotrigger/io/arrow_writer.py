@@ -139,3 +139,10 @@ def write_parquet(df: "DataFrame", root: str, partition_column: str | None = Non
     task = functools.partial(_write_task, root=root, column=partition_column, compression=compression,
                              transform=transform)
     return commit(root, df.mapInArrow(task, REPORT_SCHEMA).collect(), partition_column)
+
+
+def committed_files(root: str) -> list[str]:
+    """The Parquet files of a committed output, sorted (as the file system names them)."""
+    fs, base = filesystem(root)
+    found = fs.get_file_info(pa.fs.FileSelector(base, recursive=True))
+    return sorted(f.path for f in found if f.type == pa.fs.FileType.File and f.path.endswith(".parquet"))

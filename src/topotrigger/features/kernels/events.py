@@ -19,6 +19,10 @@ import numpy as np
 
 from topotrigger.features.kernels import definitions as d
 
+# LLVM may contract, reassociate and use approximate transcendental functions (differences ~1e-15,
+# far below the float32 outputs), but not assume that values are finite: NaN inputs must stay visible.
+_FAST = {"contract", "arcp", "nsz", "reassoc", "afn"}
+
 
 @dataclass
 class Collection:
@@ -36,7 +40,7 @@ class EventFeatures:
     particles: np.ndarray    # float32 (sum(counts), 19), event after event, decreasing ΔR from the lepton
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, fastmath=_FAST, inline="always")
 def _dphi(a: float, b: float) -> float:
     x = a - b
     while x > np.pi:
@@ -46,14 +50,14 @@ def _dphi(a: float, b: float) -> float:
     return x
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, fastmath=_FAST, inline="always")
 def _dr2(eta1: float, phi1: float, eta2: float, phi2: float) -> float:
     de = eta1 - eta2
     dp = _dphi(phi1, phi2)
     return de * de + dp * dp
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=_FAST)
 def _sorted_view(c0: int, c1: int, c_pt: np.ndarray, c_eta: np.ndarray, c_phi: np.ndarray, min_pt: float,
                  s_eta: np.ndarray, s_phi: np.ndarray, s_pt: np.ndarray, s_idx: np.ndarray) -> int:
     """The event's objects that enter cone sums, sorted by η into the buffers; returns how many."""
@@ -82,7 +86,7 @@ def _sorted_view(c0: int, c1: int, c_pt: np.ndarray, c_eta: np.ndarray, c_phi: n
     return n
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=_FAST, inline="always")
 def _cone_sum_sorted(eta: float, phi: float, n: int, s_eta: np.ndarray, s_phi: np.ndarray, s_pt: np.ndarray,
                      s_idx: np.ndarray, skip: int) -> float:
     """`_cone_sum` over an η-sorted view: only objects with |Δη| ≤ cone are looked at."""
@@ -98,7 +102,7 @@ def _cone_sum_sorted(eta: float, phi: float, n: int, s_eta: np.ndarray, s_phi: n
     return total
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, fastmath=_FAST, inline="always")
 def _cones(eta: float, phi: float, nt: int, npho: int, nneu: int, v_eta: np.ndarray, v_phi: np.ndarray,
            v_pt: np.ndarray, v_idx: np.ndarray, skip_t: int, skip_p: int, skip_n: int) -> tuple[float, float, float]:
     """Track, photon and neutral-hadron pT sums in the isolation cone around (η, φ)."""
@@ -107,7 +111,7 @@ def _cones(eta: float, phi: float, nt: int, npho: int, nneu: int, v_eta: np.ndar
             _cone_sum_sorted(eta, phi, nneu, v_eta[2], v_phi[2], v_pt[2], v_idx[2], skip_n))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=_FAST, inline="always")
 def _own_track(eta: float, phi: float, t0: int, t1: int, t_eta: np.ndarray, t_phi: np.ndarray) -> int:
     best, best_dr2 = -1, d.OWN_TRACK_DR * d.OWN_TRACK_DR
     for j in range(t0, t1):
@@ -117,7 +121,7 @@ def _own_track(eta: float, phi: float, t0: int, t1: int, t_eta: np.ndarray, t_ph
     return best
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=_FAST)
 def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
             p_off, p_et, p_eta, p_phi,
             n_off, n_et, n_eta, n_phi,
@@ -292,7 +296,7 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
     return cursor
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=_FAST)
 def _order_by_decreasing(values: np.ndarray, k: int, order: np.ndarray) -> None:
     """order[:k] = indices of values[:k] by decreasing value, ties in index order (a stable sort)."""
     if k > 96:
@@ -307,7 +311,7 @@ def _order_by_decreasing(values: np.ndarray, k: int, order: np.ndarray) -> None:
         order[r + 1] = q
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, fastmath=_FAST, inline="always")
 def _fill(r, pt, eta, phi, x, y, z, ch, ga, ne):
     r[:] = 0.0
     r[0] = pt * np.cosh(eta)
