@@ -56,8 +56,11 @@ class Scaler:
         return ((hlf - lo) / span).astype(np.float32)
 
     def transform_particles(self, particles: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        if not self.per_event:
-            return ((particles - np.asarray(self.particle_mean)) / np.asarray(self.particle_std)).astype(np.float32)
+        if not self.per_event:  # in float32, in place: the arrays are the bulk of the data
+            out = np.array(particles, dtype=np.float32)
+            out -= np.asarray(self.particle_mean, dtype=np.float32)
+            out /= np.asarray(self.particle_std, dtype=np.float32)
+            return out
         return standardise_per_event(particles, counts)
 
 
