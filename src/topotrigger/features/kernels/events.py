@@ -59,8 +59,9 @@ def _dr2(eta1: float, phi1: float, eta2: float, phi2: float) -> float:
 
 @numba.njit(cache=True, fastmath=_FAST)
 def _sorted_view(c0: int, c1: int, c_pt: np.ndarray, c_eta: np.ndarray, c_phi: np.ndarray, min_pt: float,
-                 s_eta: np.ndarray, s_phi: np.ndarray, s_pt: np.ndarray, s_idx: np.ndarray) -> int:
-    """The event's objects that enter cone sums, sorted by η into the buffers; returns how many."""
+                 s_eta: np.ndarray, s_phi: np.ndarray, s_pt: np.ndarray, s_idx: np.ndarray, s_pos: np.ndarray) -> int:
+    """The event's objects that enter cone sums, sorted by η into the buffers (s_pos: object -> place);
+    returns how many."""
     n = 0
     for j in range(c0, c1):
         if not c_pt[j] <= min_pt:  # as in the cone sums: NaN stays in (and poisons the sum)
@@ -83,6 +84,7 @@ def _sorted_view(c0: int, c1: int, c_pt: np.ndarray, c_eta: np.ndarray, c_phi: n
     for q in range(n):
         j = s_idx[q]
         s_eta[q], s_phi[q], s_pt[q] = c_eta[j], c_phi[j], c_pt[j]
+        s_pos[j - c0] = q
     return n
 
 
@@ -100,6 +102,30 @@ def _cone_sum_sorted(eta: float, phi: float, n: int, s_eta: np.ndarray, s_phi: n
         if _dr2(eta, phi, s_eta[q], s_phi[q]) < cone2:
             total += s_pt[q]
     return total
+
+
+@numba.njit(cache=True, fastmath=_FAST)
+def _sweep(na: int, a_eta: np.ndarray, a_phi: np.ndarray, nb: int, b_eta: np.ndarray, b_phi: np.ndarray,
+           b_pt: np.ndarray, same: bool, out: np.ndarray) -> None:
+    """out[i] = Σ pT of view-B objects within the cone of view-A object i, both views η-sorted: the
+    |Δη| window moves one way as i grows, so it is tracked with two pointers (no searches). With
+    `same`, A is B and each object leaves itself out."""
+    cone2 = d.ISO_CONE * d.ISO_CONE
+    lo, hi = 0, 0
+    for i in range(na):
+        eta, phi = a_eta[i], a_phi[i]
+        while lo < nb and b_eta[lo] < eta - d.ISO_CONE:
+            lo += 1
+        hi = max(hi, lo)
+        while hi < nb and b_eta[hi] <= eta + d.ISO_CONE:
+            hi += 1
+        total = 0.0
+        for q in range(lo, hi):
+            if same and q == i:
+                continue
+            if _dr2(eta, phi, b_eta[q], b_phi[q]) < cone2:
+                total += b_pt[q]
+        out[i] = total
 
 
 @numba.njit(cache=True, fastmath=_FAST, inline="always")
@@ -144,6 +170,8 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
     v_phi = np.empty((3, size))
     v_pt = np.empty((3, size))
     v_idx = np.empty((3, size), dtype=np.int64)
+    v_pos = np.empty((3, size), dtype=np.int64)
+    cone = np.empty((3, 3, size))  # cone[a, b, q]: Σ pT of view b around object q of view a
     best = np.empty(2, dtype=np.int64)
     best_iso = np.empty((2, 3))
     order = np.empty(d.MAX_PARTICLES, dtype=np.int64)
@@ -173,9 +201,9 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
                     continue
                 any_pt = True
                 if not views_ready:
-                    nt = _sorted_view(t0, t1, t_pt, t_eta, t_phi, d.ISO_TRACK_MIN_PT, v_eta[0], v_phi[0], v_pt[0], v_idx[0])
-                    npho = _sorted_view(p0, p1, p_et, p_eta, p_phi, d.ISO_CALO_MIN_ET, v_eta[1], v_phi[1], v_pt[1], v_idx[1])
-                    nneu = _sorted_view(n0, n1, n_et, n_eta, n_phi, d.ISO_CALO_MIN_ET, v_eta[2], v_phi[2], v_pt[2], v_idx[2])
+                    nt = _sorted_view(t0, t1, t_pt, t_eta, t_phi, d.ISO_TRACK_MIN_PT, v_eta[0], v_phi[0], v_pt[0], v_idx[0], v_pos[0])
+                    npho = _sorted_view(p0, p1, p_et, p_eta, p_phi, d.ISO_CALO_MIN_ET, v_eta[1], v_phi[1], v_pt[1], v_idx[1], v_pos[1])
+                    nneu = _sorted_view(n0, n1, n_et, n_eta, n_phi, d.ISO_CALO_MIN_ET, v_eta[2], v_phi[2], v_pt[2], v_idx[2], v_pos[2])
                     views_ready = True
                 own = _own_track(l_eta[i], l_phi[i], t0, t1, t_eta, t_phi)
                 ch, ga, ne = _cones(l_eta[i], l_phi[i], nt, npho, nneu, v_eta, v_phi, v_pt, v_idx, own, -1, -1)
@@ -202,6 +230,12 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
         else:
             lpt, leta, lphi, lq = m_pt[li], m_eta[li], m_phi[li], m_q[li]
         own = _own_track(leta, lphi, t0, t1, t_eta, t_phi)
+        sizes = (nt, npho, nneu)
+        for a in range(3):
+            for b in range(3):
+                # A photon's own ET is in its GammaPFIso only with the 2019 isolation.
+                same = a == b and not (a == 1 and legacy_isolation)
+                _sweep(sizes[a], v_eta[a], v_phi[a], sizes[b], v_eta[b], v_phi[b], v_pt[b], same, cone[a, b])
 
         # High-level features.
         ht = 0.0
@@ -239,7 +273,8 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
                 break
             if j == own or not t_pt[j] > d.ISO_TRACK_MIN_PT:
                 continue
-            ch, ga, ne = _cones(t_eta[j], t_phi[j], nt, npho, nneu, v_eta, v_phi, v_pt, v_idx, j, -1, -1)
+            q = v_pos[0, j - t0]
+            ch, ga, ne = cone[0, 0, q], cone[0, 1, q], cone[0, 2, q]
             ch, ga, ne = ch / t_pt[j], ga / t_pt[j], ne / t_pt[j]
             r = rows[k]
             _fill(r, t_pt[j], t_eta[j], t_phi[j], t_x[j], t_y[j], t_z[j], ch, ga, ne)
@@ -263,9 +298,9 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
                     break
                 if not c_et[j] > d.ISO_CALO_MIN_ET:
                     continue
-                skip_ga = j if (flavour_calo == 0 and not legacy_isolation) else -1
-                skip_ne = j if flavour_calo == 1 else -1
-                ch, ga, ne = _cones(c_eta[j], c_phi[j], nt, npho, nneu, v_eta, v_phi, v_pt, v_idx, -1, skip_ga, skip_ne)
+                a = 1 + flavour_calo
+                q = v_pos[a, j - c0]
+                ch, ga, ne = cone[a, 0, q], cone[a, 1, q], cone[a, 2, q]
                 ch, ga, ne = ch / c_et[j], ga / c_et[j], ne / c_et[j]
                 if legacy_isolation:
                     ch -= 1.0
