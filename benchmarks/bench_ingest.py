@@ -27,6 +27,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from topotrigger.ingest.paths import expand
+from topotrigger.io.arrow_writer import DICTIONARY_COLUMNS, STATISTICS_COLUMNS
 from topotrigger.ingest.plan import scan
 from topotrigger.ingest.reader import read_range
 from topotrigger.ingest.stage import pipeline_columns
@@ -114,7 +115,9 @@ def run_single_process(files: list[str]) -> dict:
         for info in infos:
             for batch in read_range(info.path, "Delphes", columns, 0, info.entries):
                 if writer is None:
-                    writer = pq.ParquetWriter(f"{tmp}/out.parquet", batch.schema, compression="zstd")
+                    # The writer settings of the stage's tasks (io.arrow_writer.TaskOutput), for a like-for-like (b).
+                    writer = pq.ParquetWriter(f"{tmp}/out.parquet", batch.schema, compression="zstd",
+                                              use_dictionary=list(DICTIONARY_COLUMNS), write_statistics=list(STATISTICS_COLUMNS))
                 writer.write_batch(batch)
                 n += batch.num_rows
         writer.close()
