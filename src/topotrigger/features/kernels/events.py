@@ -105,35 +105,14 @@ def _cone_sum_sorted(eta: float, phi: float, n: int, s_eta: np.ndarray, s_phi: n
 
 
 @numba.njit(cache=True, fastmath=_FAST)
-def _sweep(na: int, a_eta: np.ndarray, a_phi: np.ndarray, nb: int, b_eta: np.ndarray, b_phi: np.ndarray,
-           b_pt: np.ndarray, same: bool, out: np.ndarray) -> None:
-    """out[i] = Σ pT of view-B objects within the cone of view-A object i, both views η-sorted: the
-    |Δη| window moves one way as i grows, so it is tracked with two pointers (no searches). With
-    `same`, A is B and each object leaves itself out."""
-    cone2 = d.ISO_CONE * d.ISO_CONE
-    lo, hi = 0, 0
-    for i in range(na):
-        eta, phi = a_eta[i], a_phi[i]
-        while lo < nb and b_eta[lo] < eta - d.ISO_CONE:
-            lo += 1
-        hi = max(hi, lo)
-        while hi < nb and b_eta[hi] <= eta + d.ISO_CONE:
-            hi += 1
-        total = 0.0
-        for q in range(lo, hi):
-            if same and q == i:
-                continue
-            if _dr2(eta, phi, b_eta[q], b_phi[q]) < cone2:
-                total += b_pt[q]
-        out[i] = total
-
-
-@numba.njit(cache=True, fastmath=_FAST)
 def _sweep_pairs(na: int, a_eta: np.ndarray, a_phi: np.ndarray, a_pt: np.ndarray, nb: int, b_eta: np.ndarray,
-                 b_phi: np.ndarray, b_pt: np.ndarray, same: bool, out_ab: np.ndarray, out_ba: np.ndarray) -> None:
-    """`_sweep` both ways at once: each pair within the cone is looked at once and adds to both sides
-    (for `same`, A is B and only pairs q > i are visited). Each sum still runs in η order, so the
-    result is the same, bit for bit, as two one-way sweeps."""
+                 b_phi: np.ndarray, b_pt: np.ndarray, same: bool, self_too: bool, out_ab: np.ndarray,
+                 out_ba: np.ndarray) -> None:
+    """out_ab[i] = Σ pT of view-B objects within the cone of view-A object i, and out_ba the other way,
+    both views η-sorted. The |Δη| window moves one way as i grows, so two pointers track it (no
+    searches), and each pair within the cone is looked at once and adds to both sides. With `same`,
+    A is B: only pairs q > i are visited, and an object counts itself only with `self_too`. Every sum
+    still runs in η order, as a one-way scan per object would add it up."""
     cone2 = d.ISO_CONE * d.ISO_CONE
     out_ab[:na] = 0.0
     out_ba[:nb] = 0.0
@@ -145,6 +124,8 @@ def _sweep_pairs(na: int, a_eta: np.ndarray, a_phi: np.ndarray, a_pt: np.ndarray
         hi = max(hi, lo)
         while hi < nb and b_eta[hi] <= eta + d.ISO_CONE:
             hi += 1
+        if same and self_too:  # the object's own term, at its place in the η order
+            out_ab[i] += a_pt[i]
         for q in range(max(lo, i + 1) if same else lo, hi):
             if _dr2(eta, phi, b_eta[q], b_phi[q]) < cone2:
                 out_ab[i] += b_pt[q]
@@ -256,11 +237,9 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
         sizes = (nt, npho, nneu)
         for a in range(3):
             for b in range(a, 3):
-                if a == b == 1 and legacy_isolation:  # the 2019 GammaPFIso keeps the photon's own ET
-                    _sweep(npho, v_eta[1], v_phi[1], npho, v_eta[1], v_phi[1], v_pt[1], False, cone[1, 1])
-                else:
-                    _sweep_pairs(sizes[a], v_eta[a], v_phi[a], v_pt[a], sizes[b], v_eta[b], v_phi[b], v_pt[b],
-                                 a == b, cone[a, b], cone[b, a])
+                # The 2019 GammaPFIso keeps the photon's own ET.
+                _sweep_pairs(sizes[a], v_eta[a], v_phi[a], v_pt[a], sizes[b], v_eta[b], v_phi[b], v_pt[b],
+                             a == b, a == b == 1 and legacy_isolation, cone[a, b], cone[b, a])
 
         # High-level features.
         ht = 0.0
