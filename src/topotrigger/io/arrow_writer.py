@@ -34,6 +34,9 @@ _REPORT_ARROW = pa.schema([("partition", pa.int32()), ("path", pa.string()), ("v
 
 
 def filesystem(uri: str) -> tuple[pa.fs.FileSystem, str]:
+    """pyarrow's file system for `uri` (local, s3://, hdfs:// through libhdfs, gs://) and the path in it."""
+    if uri.startswith("s3a://"):  # Hadoop's name for S3 (what Spark's side of the same path uses)
+        uri = "s3://" + uri[len("s3a://"):]
     if "://" in uri and not uri.startswith("file://"):
         return pa.fs.FileSystem.from_uri(uri)
     return pa.fs.LocalFileSystem(), uri.removeprefix("file://")
