@@ -43,8 +43,8 @@ from topotrigger.features.kernels.events import compute
 from topotrigger.features.keys import event_keys, seeded
 from topotrigger.features.scaling import Moments, Scaler
 from topotrigger.io.delphes import PIPELINE_COLLECTIONS
-from topotrigger.io.arrow_writer import TaskOutput, commit, committed_files, write_parquet
-from topotrigger.io.hadoop import HadoopFS
+from topotrigger.io.arrow_writer import TaskOutput, commit, committed_files, prepare, write_parquet
+from topotrigger.io.hadoop import HadoopFS, discard
 from topotrigger.io.versions import software_versions
 
 if TYPE_CHECKING:
@@ -260,6 +260,7 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
 
         # 1. Features of every event in the tasks; the selected ones kept on disk for the passes below.
         task = functools.partial(select_task, root=f"{tmp}/_selected", options=asdict(options), seed=cfg.seed)
+        prepare(f"{tmp}/_selected")
         try:
             reports = spark.sparkContext.parallelize(pieces, len(pieces)).mapPartitions(task).collect()
         except Exception as exc:
@@ -360,7 +361,7 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
             "software": software_versions(),
         }
     except BaseException:
-        fs.delete(tmp)  # a failed run leaves nothing behind
+        discard(spark, fs, tmp)  # a failed run leaves nothing behind
         raise
     fs.delete(f"{tmp}/_selected")
     fs.write_text(f"{tmp}/metadata.json", json.dumps(metadata, indent=2, sort_keys=True) + "\n")

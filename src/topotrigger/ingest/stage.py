@@ -34,8 +34,8 @@ from topotrigger.ingest.paths import expand, redact
 from topotrigger.ingest.reader import read_slices
 from topotrigger.ingest.schema import Column, from_json, spark_schema, to_json
 from topotrigger.io.delphes import PIPELINE_COLLECTIONS
-from topotrigger.io.arrow_writer import TaskOutput, commit
-from topotrigger.io.hadoop import HadoopFS
+from topotrigger.io.arrow_writer import TaskOutput, commit, prepare
+from topotrigger.io.hadoop import HadoopFS, discard
 from topotrigger.io.versions import software_versions
 
 if TYPE_CHECKING:
@@ -178,6 +178,7 @@ def ingest(cfg: IngestConfig, inputs: list[str], out: str, spark: "SparkSession"
     task = functools.partial(ingest_task, root=tmp, tree=cfg.tree, columns_json=to_json(pipeline_columns()),
                              schema=output_schema(), step=STEP_ENTRIES, on_bad_file=cfg.on_bad_file)
     try:
+        prepare(tmp)
         reports = spark.sparkContext.parallelize(items, max(1, len(items))).mapPartitions(task).collect() if items else []
         entries: dict[str, int] = {}
         for report in reports:
@@ -187,7 +188,7 @@ def ingest(cfg: IngestConfig, inputs: list[str], out: str, spark: "SparkSession"
             raise InputError("no readable input file: " + "; ".join(list(bad.values())[:3]))
         written = commit(tmp, [f for r in reports for f in r["files"]], "label")
     except Exception as exc:
-        fs.delete(tmp)
+        discard(spark, fs, tmp)
         user = input_error_in(exc)
         if user is not None:
             raise user from None

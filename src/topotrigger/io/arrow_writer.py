@@ -64,7 +64,9 @@ class TaskOutput:
         # they cost a quarter of the writing time and skip nothing.
         self.options = {"use_dictionary": list(DICTIONARY_COLUMNS), "write_statistics": list(STATISTICS_COLUMNS)} | (options or {})
         self.directory = f"{base}/_attempts/{uuid.uuid4().hex}"
-        self.fs.create_dir(self.directory, recursive=True)
+        # Not recursive: once the driver has removed a failed job's output, a task still running
+        # (cancelled, not yet stopped) cannot bring the directory back.
+        self.fs.create_dir(self.directory, recursive=False)
         self.writers: dict[str, tuple[pq.ParquetWriter, str]] = {}
         self.rows: dict[str, int] = {}
 
@@ -106,6 +108,12 @@ class TaskOutput:
                 pass
 
 
+def prepare(root: str) -> None:
+    """Create `root/_attempts`, where the tasks' attempts write (call before starting the job)."""
+    fs, base = filesystem(root)
+    fs.create_dir(f"{base}/_attempts", recursive=True)
+
+
 def _write_task(batches: Iterator[pa.RecordBatch], root: str, column: str | None, compression: str,
                 transform: Callable[[pa.RecordBatch], pa.RecordBatch] | None) -> Iterator[pa.RecordBatch]:
     output = TaskOutput(root, column, compression)
@@ -144,6 +152,7 @@ def write_parquet(df: "DataFrame", root: str, partition_column: str | None = Non
     yet; returns rows per partition value."""
     task = functools.partial(_write_task, root=root, column=partition_column, compression=compression,
                              transform=transform)
+    prepare(root)
     return commit(root, df.mapInArrow(task, REPORT_SCHEMA).collect(), partition_column)
 
 

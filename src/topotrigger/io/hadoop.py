@@ -51,3 +51,19 @@ class HadoopFS:
             return "\n".join(lines)
         finally:
             stream.close()
+
+
+def discard(spark: "SparkSession", fs: HadoopFS, path: str, wait_s: float = 30.0) -> None:
+    """Remove a failed job's temporary output. When a job fails, Spark cancels its other tasks but
+    does not wait for them: wait until no stage is active, then delete (and check it stays deleted)."""
+    import time
+
+    tracker = spark.sparkContext.statusTracker()
+    deadline = time.monotonic() + wait_s
+    while tracker.getActiveStageIds() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for _ in range(5):
+        fs.delete(path)
+        time.sleep(0.2)
+        if not fs.exists(path):
+            return

@@ -29,7 +29,7 @@ from topotrigger.errors import InputError, MissingInputError, OutputExistsError
 from topotrigger.features.kernels import definitions as d
 from topotrigger.features.scaling import Scaler
 from topotrigger.io.arrow_writer import write_parquet
-from topotrigger.io.hadoop import HadoopFS
+from topotrigger.io.hadoop import HadoopFS, discard
 from topotrigger.train.data import ANCHOR, COMPACT, Events, decode
 
 if TYPE_CHECKING:
@@ -175,7 +175,7 @@ def predict(model_dir: str, input_path: str, out: str, spark: "SparkSession", ov
     try:
         counts = write_parquet(scored, tmp)
     except BaseException:
-        fs.delete(tmp)
+        discard(spark, fs, tmp)
         raise
     if fs.exists(out):
         fs.delete(out)
