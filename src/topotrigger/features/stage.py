@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from topotrigger import __version__
 from topotrigger.config import FeaturesConfig
@@ -42,8 +43,7 @@ from topotrigger.features.kernels import definitions as d
 from topotrigger.features.kernels.events import compute
 from topotrigger.features.keys import event_keys, seeded
 from topotrigger.features.scaling import Moments, Scaler
-from topotrigger.io.delphes import PIPELINE_COLLECTIONS
-from topotrigger.io.arrow_writer import TaskOutput, commit, committed_files, prepare, write_parquet
+from topotrigger.io.arrow_writer import TaskOutput, commit, committed_files, filesystem, prepare, write_parquet
 from topotrigger.io.hadoop import HadoopFS, discard
 from topotrigger.io.versions import software_versions
 
@@ -140,10 +140,6 @@ def _at_or_before(label: np.ndarray, h: np.ndarray, rid: np.ndarray,
 
 def moments_task(paths: Iterator[str], root: str, keep: dict[int, Any], test: dict[int, Any]) -> Iterator[Moments]:
     """Moments of the training events in some `_selected` files, read in the task (no JVM)."""
-    import pyarrow.parquet as pq
-
-    from topotrigger.io.arrow_writer import filesystem
-
     fs, _ = filesystem(root)
     total: Moments | None = None
     for path in paths:
@@ -178,16 +174,9 @@ def read_ingested(spark: "SparkSession", path: str, fs: HadoopFS) -> "DataFrame"
         events = spark.read.parquet(path)
     except Exception as exc:  # AnalysisException: not Parquet, empty directory...
         raise InputError(f"{path} is not an ingested Parquet dataset ({str(exc).splitlines()[0][:200]})") from None
-    have = {f.name: f for f in events.schema.fields}
-    missing = [name for name in ("label", "sample") if name not in have]
-    for collection, fields in PIPELINE_COLLECTIONS.items():
-        if collection not in have:
-            missing.append(collection)
-            continue
-        inner = set(have[collection].dataType.elementType.fieldNames())
-        missing += [f"{collection}.{f}" for f in fields if f not in inner]
-    if missing:
-        raise InputError(f"{path} lacks input columns: {', '.join(missing)}")
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    ingested.check_schema(to_arrow_schema(events.schema), has_label_dir=False, where=path)
     return events
 
 

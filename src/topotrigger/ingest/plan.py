@@ -15,7 +15,7 @@ from typing import Any
 
 from topotrigger.errors import InputError
 from topotrigger.ingest.paths import is_remote, redact
-from topotrigger.ingest.reader import is_rntuple, open_tree, resolve_columns
+from topotrigger.ingest.reader import is_rntuple, open_tree, resolve_columns, share
 from topotrigger.ingest.schema import Column
 
 
@@ -38,7 +38,7 @@ class Slice:
 
     def entry_range(self, entries: int) -> tuple[int, int]:
         if self.parts:
-            return entries * self.part // self.parts, entries * (self.part + 1) // self.parts
+            return share(entries, self.part, self.parts)
         return self.start, min(self.stop, entries)
 
 

@@ -104,6 +104,11 @@ def _branch(raw: ak.Array, name: str, rntuple: bool) -> ak.Array:
     return raw[name]
 
 
+def share(entries: int, part: int, parts: int) -> tuple[int, int]:
+    """Entries [start, stop) of share `part` of `parts` equal shares of a file's entries."""
+    return entries * part // parts, entries * (part + 1) // parts
+
+
 def read_range(path: str, tree_name: str, columns: list[Column], start: int, stop: int,
                step: int = 50_000, part: tuple[int, int] | None = None,
                opened: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
@@ -116,7 +121,7 @@ def read_range(path: str, tree_name: str, columns: list[Column], start: int, sto
         if opened is not None:
             opened(entries)
         if part is not None:
-            start, stop = entries * part[0] // part[1], entries * (part[0] + 1) // part[1]
+            start, stop = share(entries, *part)
         rntuple = is_rntuple(tree)
         branches = sorted({b for r in resolved.values() for b in (r.values() if isinstance(r, dict) else [r])})
         for lo in range(start, stop, step):

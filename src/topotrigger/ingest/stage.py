@@ -41,10 +41,10 @@ from topotrigger.io.versions import software_versions
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-# The types the pipeline stores (Delphes floats are float32; BTag is unsigned in ROOT, long in Spark).
 # Entries decompressed at a time in a task: bounds its memory whatever the file size.
 STEP_ENTRIES = 50_000
 
+# The types the pipeline stores (Delphes floats are float32; BTag is unsigned in ROOT, long in Spark).
 _FIELD_TYPES = {"PID": "int32", "Charge": "int32", "BTag": "int64"}
 
 
@@ -124,7 +124,7 @@ def ingest_task(items: Iterator[dict[str, Any]], root: str, tree: str, columns_j
     try:
         for item in items:
             for batch in read_slices(item["slices"], tree, columns, step, on_bad_file, seen, bad):
-                sample = pa.array([item["sample"]] * batch.num_rows, pa.string())
+                sample = pa.repeat(pa.scalar(item["sample"], pa.string()), batch.num_rows)
                 batch = pa.RecordBatch.from_arrays([*batch.columns, sample], schema=batch.schema.append(schema.field("sample")))
                 output.write(batch.cast(schema), value=item["label"])
     except BaseException:
@@ -133,34 +133,37 @@ def ingest_task(items: Iterator[dict[str, Any]], root: str, tree: str, columns_j
     yield {"files": output.close(), "entries": seen, "bad": bad}
 
 
-def _plan(spark: "SparkSession", cfg: IngestConfig, by_sample: dict[str, list[str]]) -> tuple[list[plan.Partition], list[str], dict[str, str]]:
-    """Partitions, with the sample each belongs to, and the files the planning found unreadable."""
+def _plan(spark: "SparkSession", cfg: IngestConfig, by_sample: dict[str, list[str]]
+          ) -> tuple[list[plan.Partition], list[str], dict[str, str], dict[str, int]]:
+    """Partitions, with the sample each belongs to, the files the planning found unreadable, and the
+    sizes on disk it looked up (for the manifest)."""
     all_files = [f for paths in by_sample.values() for f in paths]
     parts: list[plan.Partition] = []
     samples: list[str] = []
     bad: dict[str, str] = {}
+    sizes: dict[str, int] = {}
     if cfg.partition_entries:  # exact entry counts: every file is opened once before the read
         for sample, paths in by_sample.items():
             good, skipped = scan_on_spark(spark, paths, cfg.tree, cfg.on_bad_file)
             bad |= {b["path"]: b["reason"] for b in skipped}
+            sizes |= {i.path: i.size for i in good}
             new = plan.make_partitions(good, cfg.partition_bytes, cfg.partition_entries)
             parts += new
             samples += [sample] * len(new)
-        return parts, samples, bad
+        return parts, samples, bad, sizes
     first = plan.first_readable(all_files, cfg.tree, pipeline_columns(), cfg.on_bad_file)
     expansion = plan.expansion_of(first)
     for sample, paths in by_sample.items():
-        sizes = {f: (first.size if f == first.path else plan.file_size(f)) for f in paths}
-        new = plan.plan_by_size(sizes, expansion, cfg.partition_bytes)
+        here = {f: (first.size if f == first.path else plan.file_size(f)) for f in paths}
+        sizes |= here
+        new = plan.plan_by_size(here, expansion, cfg.partition_bytes)
         parts += new
         samples += [sample] * len(new)
-    return parts, samples, bad
+    return parts, samples, bad, sizes
 
 
 def ingest(cfg: IngestConfig, inputs: list[str], out: str, spark: "SparkSession", overwrite: bool = False,
            label: int | None = None) -> IngestResult:
-    from pyspark.sql import functions as F
-
     start = time.perf_counter()
     out = _output_uri(out)
     fs = HadoopFS(spark, out)
@@ -170,7 +173,7 @@ def ingest(cfg: IngestConfig, inputs: list[str], out: str, spark: "SparkSession"
     files = expand(inputs)
     by_sample = label_files(files, cfg.label_map, label)
     labels = {sample: cfg.label_map.get(sample, label) for sample in by_sample}
-    parts, samples, bad = _plan(spark, cfg, by_sample)
+    parts, samples, bad, sizes = _plan(spark, cfg, by_sample)
 
     tmp = f"{out.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
     items = [{"sample": sample, "label": labels[sample], "slices": part.to_dict()["slices"]}
@@ -204,7 +207,7 @@ def ingest(cfg: IngestConfig, inputs: list[str], out: str, spark: "SparkSession"
             continue
         counts[value] = counts.get(value, 0) + sum(entries[p] for p in good)
         file_records += [{"path": redact(p), "sample": sample, "label": value, "entries": entries[p],
-                          "bytes": plan.file_size(p)} for p in good]
+                          "bytes": sizes.get(p, -1)} for p in good]
     if {str(k): v for k, v in counts.items() if v} != written:  # every entry of every good file, once
         fs.delete(tmp)
         raise RuntimeError(f"ingest wrote {written} rows per label, the inputs hold {counts}")
