@@ -22,11 +22,11 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_ingest import run_sampling_rss  # noqa: E402
-from tests.features.reference import event_features  # noqa: E402
-from topotrigger.features.arrow import collections_of  # noqa: E402
-from topotrigger.features.kernels.events import compute  # noqa: E402
-from topotrigger.io.delphes import PIPELINE_COLLECTIONS  # noqa: E402
+from benchmarks.bench_ingest import run_sampling_rss
+from tests.features.reference import event_features
+from topotrigger.features.arrow import collections_of
+from topotrigger.features.kernels.events import compute
+from topotrigger.io.delphes import PIPELINE_COLLECTIONS
 
 SPARK_JOB = r"""
 import json, sys, time

@@ -27,10 +27,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from topotrigger.ingest.paths import expand
-from topotrigger.io.arrow_writer import DICTIONARY_COLUMNS, STATISTICS_COLUMNS
 from topotrigger.ingest.plan import scan
 from topotrigger.ingest.reader import read_range
 from topotrigger.ingest.stage import pipeline_columns
+from topotrigger.io.arrow_writer import DICTIONARY_COLUMNS, STATISTICS_COLUMNS
 
 SPARK_JOB = r"""
 import json, sys, time

@@ -52,7 +52,7 @@ def main() -> None:
             seconds = time.perf_counter() - start
             results[name][f"spark_local{cores}_per_core"] = result.events / seconds / cores
         spark.stop()
-    for name, r in results.items():
+    for r in results.values():
         r["spark_local1_vs_in_process"] = r["spark_local1_per_core"] / r["in_process_per_core"]
         r["local2_vs_local1"] = 2 * r["spark_local2_per_core"] / r["spark_local1_per_core"]
     print(json.dumps(results, indent=2))

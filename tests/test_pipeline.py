@@ -54,3 +54,13 @@ def test_run_rerun_and_force(spark, tmp_path: Path) -> None:
     assert "tune: up to date; skipped" not in fourth and "features: up to date; skipped" in fourth
     with pytest.raises(ConfigError, match="unknown stage"):
         run_pipeline(cfg, spark, console, force="nope")
+
+
+def test_a_spark_model_is_not_retrained_on_a_rerun(spark, tmp_path: Path) -> None:
+    cfg = load_config(overrides={"run_dir": str(tmp_path / "run"), "generate.events": 40, "generate.files_per_class": 1,
+                                  "run.tune": False, "run.models": ["mllib-rf"]})
+    console = Console(record=True, width=120)
+    run_pipeline(cfg, spark, console)
+    console.export_text()
+    run_pipeline(cfg, spark, console)
+    assert "train: up to date; skipped" in console.export_text()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,6 +18,11 @@ from rich.console import Console
 from topotrigger import __version__
 from topotrigger.config import Config, load_config
 from topotrigger.errors import UserError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from topotrigger.train.loop import TrainSettings
 
 app = typer.Typer(
     help="LHC topology classifier pipeline on Apache Spark.",
@@ -31,7 +36,7 @@ app.add_typer(config_app, name="config")
 cluster_app = typer.Typer(help="A Spark standalone cluster on this machine (127.0.0.1), from the installed pyspark.",
                           no_args_is_help=True)
 app.add_typer(cluster_app, name="cluster")
-StateDir = Annotated[Optional[Path], typer.Option(help="Where logs, pids and cluster.json live [default: ~/.local/state/topotrigger/cluster].")]
+StateDir = Annotated[Path | None, typer.Option(help="Where logs, pids and cluster.json live [default: ~/.local/state/topotrigger/cluster].")]
 
 err_console = Console(stderr=True)
 console = Console()
@@ -60,10 +65,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML configuration file.")] = None,
-    master: Annotated[Optional[str], typer.Option(help="Spark master URL (spark.master).")] = None,
-    run_dir: Annotated[Optional[Path], typer.Option(help="Run directory for outputs and Spark scratch (run_dir).")] = None,
-    fast_start: Annotated[Optional[bool], typer.Option("--fast-start/--no-fast-start", help="JVM fast-start profile (spark.fast_start).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML configuration file.")] = None,
+    master: Annotated[str | None, typer.Option(help="Spark master URL (spark.master).")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Run directory for outputs and Spark scratch (run_dir).")] = None,
+    fast_start: Annotated[bool | None, typer.Option("--fast-start/--no-fast-start", help="JVM fast-start profile (spark.fast_start).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Spark/JVM logs.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
@@ -126,7 +131,7 @@ def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
-def _spark(state: State, cfg: Config):
+def _spark(state: State, cfg: Config) -> SparkSession:
     from topotrigger.runtime import get_spark
 
     return get_spark(cfg.spark, cfg.run_dir, verbose=state.verbose)
@@ -135,13 +140,13 @@ def _spark(state: State, cfg: Config):
 @app.command()
 def generate(
     ctx: typer.Context,
-    events: Annotated[Optional[int], typer.Option(help="Events per class after the generator filter (generate.events).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output directory [default: RUN_DIR/generate].")] = None,
-    classes: Annotated[Optional[str], typer.Option(help="Comma-separated classes: qcd,ttbar,wjets (generate.classes).")] = None,
-    profile: Annotated[Optional[str], typer.Option(help="fast (no MPI) or full (generate.profile).")] = None,
-    pileup: Annotated[Optional[float], typer.Option(help="Mean pile-up events overlaid (generate.pileup).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed (generate.seed).")] = None,
-    files_per_class: Annotated[Optional[int], typer.Option(help="Files (Spark tasks) per class (generate.files_per_class).")] = None,
+    events: Annotated[int | None, typer.Option(help="Events per class after the generator filter (generate.events).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output directory [default: RUN_DIR/generate].")] = None,
+    classes: Annotated[str | None, typer.Option(help="Comma-separated classes: qcd,ttbar,wjets (generate.classes).")] = None,
+    profile: Annotated[str | None, typer.Option(help="fast (no MPI) or full (generate.profile).")] = None,
+    pileup: Annotated[float | None, typer.Option(help="Mean pile-up events overlaid (generate.pileup).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (generate.seed).")] = None,
+    files_per_class: Annotated[int | None, typer.Option(help="Files (Spark tasks) per class (generate.files_per_class).")] = None,
 ) -> None:
     """Generate events with Pythia 8 + fast detector simulation into Delphes-like ROOT files."""
     from topotrigger.generate.stage import generate as run_generate
@@ -166,13 +171,13 @@ def _label_map(value: str | None) -> dict[str, int] | None:
 @app.command()
 def ingest(
     ctx: typer.Context,
-    input: Annotated[Optional[list[str]], typer.Option("--input", "-i", help="ROOT file, directory or glob; local, root://, s3://, https:// (repeatable) [default: RUN_DIR/generate].")] = None,
-    out: Annotated[Optional[str], typer.Option(help="Output Parquet directory [default: RUN_DIR/ingest].")] = None,
-    tree: Annotated[Optional[str], typer.Option(help="Tree name (ingest.tree).")] = None,
-    label_map: Annotated[Optional[str], typer.Option(help="Class directory name to label, e.g. qcd=0,ttbar=1,wjets=2 (ingest.label_map).")] = None,
-    label: Annotated[Optional[int], typer.Option(help="Label for files whose directory is not in the label map.")] = None,
-    on_bad_file: Annotated[Optional[str], typer.Option(help="stop or skip (ingest.on_bad_file).")] = None,
-    partition_bytes: Annotated[Optional[int], typer.Option(help="Target uncompressed bytes per partition (ingest.partition_bytes).")] = None,
+    input: Annotated[list[str] | None, typer.Option("--input", "-i", help="ROOT file, directory or glob; local, root://, s3://, https:// (repeatable) [default: RUN_DIR/generate].")] = None,
+    out: Annotated[str | None, typer.Option(help="Output Parquet directory [default: RUN_DIR/ingest].")] = None,
+    tree: Annotated[str | None, typer.Option(help="Tree name (ingest.tree).")] = None,
+    label_map: Annotated[str | None, typer.Option(help="Class directory name to label, e.g. qcd=0,ttbar=1,wjets=2 (ingest.label_map).")] = None,
+    label: Annotated[int | None, typer.Option(help="Label for files whose directory is not in the label map.")] = None,
+    on_bad_file: Annotated[str | None, typer.Option(help="stop or skip (ingest.on_bad_file).")] = None,
+    partition_bytes: Annotated[int | None, typer.Option(help="Target uncompressed bytes per partition (ingest.partition_bytes).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """Read ROOT files into Spark (the `root` data source) and write Parquet partitioned by label."""
@@ -190,13 +195,13 @@ def ingest(
 @app.command()
 def features(
     ctx: typer.Context,
-    input: Annotated[Optional[str], typer.Option("--input", "-i", help="Ingested Parquet directory [default: RUN_DIR/ingest].")] = None,
-    out: Annotated[Optional[str], typer.Option(help="Output directory [default: RUN_DIR/features].")] = None,
-    layout: Annotated[Optional[str], typer.Option(help="compact or anchor (features.layout).")] = None,
-    test_fraction: Annotated[Optional[float], typer.Option(help="Test share of each class (features.test_fraction).")] = None,
-    balance: Annotated[Optional[str], typer.Option(help="undersample or none (features.balance).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of balancing, split and shuffle (features.seed).")] = None,
-    per_event_standardisation: Annotated[Optional[bool], typer.Option("--per-event-standardisation/--no-per-event-standardisation", help="2019 per-event particle scaling (features.per_event_standardisation).")] = None,
+    input: Annotated[str | None, typer.Option("--input", "-i", help="Ingested Parquet directory [default: RUN_DIR/ingest].")] = None,
+    out: Annotated[str | None, typer.Option(help="Output directory [default: RUN_DIR/features].")] = None,
+    layout: Annotated[str | None, typer.Option(help="compact or anchor (features.layout).")] = None,
+    test_fraction: Annotated[float | None, typer.Option(help="Test share of each class (features.test_fraction).")] = None,
+    balance: Annotated[str | None, typer.Option(help="undersample or none (features.balance).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of balancing, split and shuffle (features.seed).")] = None,
+    per_event_standardisation: Annotated[bool | None, typer.Option("--per-event-standardisation/--no-per-event-standardisation", help="2019 per-event particle scaling (features.per_event_standardisation).")] = None,
     mt_without_sqrt: Annotated[bool, typer.Option(help="2019 quirk: MT without the square root.")] = False,
     lepton_choice_by_eta: Annotated[bool, typer.Option(help="2019 quirk: choose electron vs muon by eta.")] = False,
     legacy_isolation: Annotated[bool, typer.Option(help="2019 quirk: isolation as the 2019 code computed it.")] = False,
@@ -235,16 +240,16 @@ def _read_params(path: Path | None) -> dict[str, Any]:
 @app.command()
 def tune(
     ctx: typer.Context,
-    data: Annotated[Optional[str], typer.Option(help="Features output [default: RUN_DIR/features].")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Model to tune (tune.model).")] = None,
-    search: Annotated[Optional[str], typer.Option(help="grid, random or optuna (tune.search).")] = None,
-    trials: Annotated[Optional[int], typer.Option(help="Trials for random/optuna; 0 with grid: all (tune.trials).")] = None,
-    space: Annotated[Optional[str], typer.Option(help="Search space: JSON object or JSON/TOML file, name -> list of values [default: the model's, the 2019 grid for hlf].")] = None,
-    sample_fraction: Annotated[Optional[float], typer.Option(help="Share of the training split used by each trial (tune.sample_fraction).")] = None,
-    parallelism: Annotated[Optional[int], typer.Option(help="Trials per wave of Spark tasks; 0: default parallelism (tune.parallelism).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of sampling and search (tune.seed).")] = None,
-    out: Annotated[Optional[str], typer.Option(help="Output directory [default: RUN_DIR/tune/MODEL].")] = None,
-    mlflow: Annotated[Optional[str], typer.Option(help="Log to MLflow at this tracking URI ('local': RUN_DIR/mlflow.db); needs the mlflow extra.")] = None,
+    data: Annotated[str | None, typer.Option(help="Features output [default: RUN_DIR/features].")] = None,
+    model: Annotated[str | None, typer.Option(help="Model to tune (tune.model).")] = None,
+    search: Annotated[str | None, typer.Option(help="grid, random or optuna (tune.search).")] = None,
+    trials: Annotated[int | None, typer.Option(help="Trials for random/optuna; 0 with grid: all (tune.trials).")] = None,
+    space: Annotated[str | None, typer.Option(help="Search space: JSON object or JSON/TOML file, name -> list of values [default: the model's, the 2019 grid for hlf].")] = None,
+    sample_fraction: Annotated[float | None, typer.Option(help="Share of the training split used by each trial (tune.sample_fraction).")] = None,
+    parallelism: Annotated[int | None, typer.Option(help="Trials per wave of Spark tasks; 0: default parallelism (tune.parallelism).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of sampling and search (tune.seed).")] = None,
+    out: Annotated[str | None, typer.Option(help="Output directory [default: RUN_DIR/tune/MODEL].")] = None,
+    mlflow: Annotated[str | None, typer.Option(help="Log to MLflow at this tracking URI ('local': RUN_DIR/mlflow.db); needs the mlflow extra.")] = None,
 ) -> None:
     """Hyperparameter search, one Spark task per trial; resumable; writes best.json for train --params."""
     from topotrigger.reporting import print_tune
@@ -267,7 +272,7 @@ def tune(
                 artifacts=[result.out / n for n in ("trials.csv", "best.json", "tune.png")])
 
 
-def _train_defaults(cfg: Config):
+def _train_defaults(cfg: Config) -> TrainSettings:
     from topotrigger.train.loop import TrainSettings
 
     t = cfg.train
@@ -277,20 +282,20 @@ def _train_defaults(cfg: Config):
 @app.command()
 def train(
     ctx: typer.Context,
-    data: Annotated[Optional[str], typer.Option(help="Features output (with train/ and test/) [default: RUN_DIR/features].")] = None,
-    model: Annotated[Optional[str], typer.Option(help="hlf, particle, inclusive, transformer (PyTorch) or mllib-rf, mllib-gbt, mllib-mlp, xgboost (Spark) (train.model).")] = None,
+    data: Annotated[str | None, typer.Option(help="Features output (with train/ and test/) [default: RUN_DIR/features].")] = None,
+    model: Annotated[str | None, typer.Option(help="hlf, particle, inclusive, transformer (PyTorch) or mllib-rf, mllib-gbt, mllib-mlp, xgboost (Spark) (train.model).")] = None,
     inputs: Annotated[str, typer.Option(help="Inputs of the Spark models: hlf, or hlf+summary (xgboost: HLF and particle-list summaries).")] = "hlf",
-    out: Annotated[Optional[str], typer.Option(help="Model directory [default: RUN_DIR/models/MODEL].")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs (train.epochs).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Batch size per worker (train.batch_size).")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate for one worker (train.lr).")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Data-parallel workers; > 1 uses TorchDistributor (train.workers).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed (train.seed).")] = None,
-    params: Annotated[Optional[Path], typer.Option(help="JSON of hyperparameters, e.g. tune's best.json; explicit options win.")] = None,
+    out: Annotated[str | None, typer.Option(help="Model directory [default: RUN_DIR/models/MODEL].")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (train.epochs).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size per worker (train.batch_size).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate for one worker (train.lr).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Data-parallel workers; > 1 uses TorchDistributor (train.workers).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (train.seed).")] = None,
+    params: Annotated[Path | None, typer.Option(help="JSON of hyperparameters, e.g. tune's best.json; explicit options win.")] = None,
     gpu: Annotated[bool, typer.Option(help="Train on a GPU when one is present.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = False,
     checkpoint_every: Annotated[int, typer.Option(help="Also checkpoint every K optimizer steps (0: per epoch only).", min=0)] = 0,
-    mlflow: Annotated[Optional[str], typer.Option(help="Log to MLflow at this tracking URI ('local': RUN_DIR/mlflow.db); needs the mlflow extra.")] = None,
+    mlflow: Annotated[str | None, typer.Option(help="Log to MLflow at this tracking URI ('local': RUN_DIR/mlflow.db); needs the mlflow extra.")] = None,
 ) -> None:
     """Train a classifier on a features dataset, in-process or distributed on Spark."""
     from topotrigger.train.loop import TrainSettings
@@ -347,11 +352,11 @@ def _model_dirs(models: list[str] | None, cfg: Config) -> list[str]:
 @app.command()
 def evaluate(
     ctx: typer.Context,
-    model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Model directory (repeatable) [default: every model under RUN_DIR/models].")] = None,
-    data: Annotated[Optional[str], typer.Option(help="Features output [default: RUN_DIR/features].")] = None,
-    out: Annotated[Optional[str], typer.Option(help="Report directory [default: RUN_DIR/evaluate].")] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model directory (repeatable) [default: every model under RUN_DIR/models].")] = None,
+    data: Annotated[str | None, typer.Option(help="Features output [default: RUN_DIR/features].")] = None,
+    out: Annotated[str | None, typer.Option(help="Report directory [default: RUN_DIR/evaluate].")] = None,
     split: Annotated[str, typer.Option(help="Dataset split to evaluate on.")] = "test",
-    mlflow: Annotated[Optional[str], typer.Option(help="Log to MLflow at this tracking URI ('local': RUN_DIR/mlflow.db); needs the mlflow extra.")] = None,
+    mlflow: Annotated[str | None, typer.Option(help="Log to MLflow at this tracking URI ('local': RUN_DIR/mlflow.db); needs the mlflow extra.")] = None,
 ) -> None:
     """Score models on the test split: metrics.json, plots and a self-contained report.html."""
     from topotrigger.evaluate.stage import evaluate as run_evaluate
@@ -393,8 +398,8 @@ def predict(
 def export(
     model: Annotated[str, typer.Option("--model", "-m", help="Model directory (output of train).")],
     format: Annotated[str, typer.Option("--format", help="Export format (onnx).")] = "onnx",
-    out: Annotated[Optional[str], typer.Option(help="Output file [default: MODEL/model.onnx].")] = None,
-    data: Annotated[Optional[str], typer.Option(help="Training-layout Parquet to check the export on [default: the model's test split].")] = None,
+    out: Annotated[str | None, typer.Option(help="Output file [default: MODEL/model.onnx].")] = None,
+    data: Annotated[str | None, typer.Option(help="Training-layout Parquet to check the export on [default: the model's test split].")] = None,
 ) -> None:
     """Export a model to ONNX (dynamic batch and sequence length), checked with onnxruntime."""
     from topotrigger.export.onnx import export_onnx
@@ -410,7 +415,7 @@ def export(
 def bench(
     ctx: typer.Context,
     scale: Annotated[float, typer.Option(help="Dataset size: 1000 x SCALE generated events per class.", min=0.05)] = 1.0,
-    out: Annotated[Optional[Path], typer.Option(help="Output directory [default: RUN_DIR/bench].")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output directory [default: RUN_DIR/bench].")] = None,
 ) -> None:
     """Scalability study: every stage at local[1], local[2] and on a 2-worker standalone cluster."""
     from topotrigger.bench.study import study
@@ -423,7 +428,7 @@ def bench(
 @app.command()
 def run(
     ctx: typer.Context,
-    force: Annotated[Optional[str], typer.Option(help="Redo this stage and every later one: generate, ingest, features, tune, train, evaluate.")] = None,
+    force: Annotated[str | None, typer.Option(help="Redo this stage and every later one: generate, ingest, features, tune, train, evaluate.")] = None,
 ) -> None:
     """The whole pipeline in RUN_DIR: generate, ingest, features, tune, train, evaluate; current stages are skipped."""
     from topotrigger.pipeline import run_pipeline

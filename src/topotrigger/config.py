@@ -62,7 +62,7 @@ class SparkConfig(_Section):
 
 class GenerateConfig(_Section):
     events: int = Field(default=4000, gt=0, description="events per class written after the generator filter")
-    classes: list[Literal["qcd", "ttbar", "wjets"]] = Field(default_factory=lambda: list(CLASSES), min_length=1)
+    classes: list[Literal["qcd", "ttbar", "wjets"]] = Field(default_factory=lambda: ["qcd", "ttbar", "wjets"], min_length=1)  # type: ignore[arg-type]
     profile: Literal["fast", "full"] = "fast"
     pileup: float = Field(default=0.0, ge=0.0, le=200.0)
     seed: int = Field(default=1234, ge=0, lt=900_000_000)
@@ -84,6 +84,8 @@ class FeaturesConfig(_Section):
     balance: Literal["undersample", "none"] = "undersample"
     seed: int = Field(default=42, ge=0)
     per_event_standardisation: bool = False
+    # A split left without events of some class (tiny inputs): stop with one line, or write it empty.
+    on_empty_split: Literal["stop", "write"] = "stop"
 
 
 TrainModel = Literal["hlf", "particle", "inclusive", "transformer", "mllib-rf", "mllib-gbt", "mllib-mlp", "xgboost"]
@@ -110,7 +112,7 @@ class TuneConfig(_Section):
 
 class RunConfig(_Section):
     models: list[TrainModel] = Field(
-        default_factory=lambda: ["hlf", "particle", "inclusive"], min_length=1)
+        default_factory=lambda: ["hlf", "particle", "inclusive"], min_length=1)  # type: ignore[arg-type]
     tune: bool = True
 
 

@@ -7,6 +7,15 @@ the usual way (a missing file is still a FileNotFoundError).
 
 from __future__ import annotations
 
+import base64
+import functools
+import pickle
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
 
 class UserError(Exception):
     """A mistake in the input, options or environment that the user can fix."""
@@ -28,6 +37,10 @@ class OutputExistsError(UserError, FileExistsError):
     """An output that exists and would be overwritten."""
 
 
+class OutputPathError(UserError, OSError):
+    """An output that cannot be written where it was asked for (read-only place, a file in the way)."""
+
+
 class JavaNotFoundError(UserError, RuntimeError):
     """No usable Java (17 or 21) was found."""
 
@@ -36,9 +49,50 @@ class MissingDependencyError(UserError, ImportError):
     """An optional dependency is not installed; the message gives the install command."""
 
 
-def input_error_in(exc: BaseException) -> InputError | None:
-    """The user's data error inside a failed Spark job (raised in a task, wrapped by Spark), if it was one."""
-    import re
+# A user error raised in a Spark task reaches the driver only as text inside Spark's own exception:
+# the task's error is carried there pickled, between these markers, and raised again on the driver.
+_START, _END = "[topotrigger-user-error:", ":topotrigger-user-error]"
 
-    match = re.search(r"topotrigger\.errors\.(?:InputError|MissingInputError): ([^\n]+)", str(exc))
-    return InputError(match.group(1)) if match else None
+
+class TaskUserError(RuntimeError):
+    """Carries a `UserError` out of a Spark task (see `carry_user_errors` and `user_error_in`)."""
+
+
+def carry_user_errors(task: Callable[..., Iterator[T]]) -> Callable[..., Iterator[T]]:
+    """Wrap a Spark task function (a generator) so that a UserError it raises reaches the driver whole."""
+
+    @functools.wraps(task)
+    def wrapper(*args: Any, **kwargs: Any) -> Iterator[T]:
+        try:
+            yield from task(*args, **kwargs)
+        except UserError as exc:
+            carried = base64.b64encode(pickle.dumps(exc)).decode()
+            raise TaskUserError(f"{_START}{carried}{_END} {exc}") from None
+
+    return wrapper
+
+
+def user_error_in(exc: BaseException) -> UserError | None:
+    """The UserError a Spark task raised, if this failed job carries one (whatever its class)."""
+    text = str(exc)
+    start = text.find(_START)
+    end = text.find(_END, start)
+    if start < 0 or end < 0:
+        return None
+    try:
+        error = pickle.loads(base64.b64decode(text[start + len(_START):end]))
+    except Exception:  # a truncated or foreign message: not ours to interpret
+        return None
+    return error if isinstance(error, UserError) else None
+
+
+@contextmanager
+def user_errors_from_tasks() -> Iterator[None]:
+    """Around a Spark job on the driver: a user error raised in a task is raised here as itself."""
+    try:
+        yield
+    except Exception as exc:
+        user = user_error_in(exc)
+        if user is not None:
+            raise user from None
+        raise

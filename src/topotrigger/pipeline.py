@@ -11,7 +11,6 @@ stage and all later ones. Inside a stage, partial work is resumed where the stag
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -24,6 +23,8 @@ from rich.console import Console
 from topotrigger.config import Config
 from topotrigger.errors import ConfigError
 from topotrigger.io.atomic import write_json
+from topotrigger.io.manifest import digest
+from topotrigger.modeldir import is_trained
 from topotrigger.io.versions import software_versions
 
 if TYPE_CHECKING:
@@ -31,10 +32,6 @@ if TYPE_CHECKING:
 
 STAGES = ("generate", "ingest", "features", "tune", "train", "evaluate")
 MANIFEST = "_stage.json"
-
-
-def digest(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class Run:
@@ -72,7 +69,8 @@ class Run:
 
 
 def _settings(model: Any) -> dict[str, Any]:
-    return model.model_dump(mode="json")
+    settings: dict[str, Any] = model.model_dump(mode="json")
+    return settings
 
 
 def run_pipeline(cfg: Config, session: "SparkSession | Callable[[], SparkSession]", console: Console,
@@ -83,7 +81,7 @@ def run_pipeline(cfg: Config, session: "SparkSession | Callable[[], SparkSession
     from topotrigger.features.stage import features
     from topotrigger.generate.stage import generate
     from topotrigger.ingest.stage import ingest
-    from topotrigger.reporting import print_evaluate, print_features, print_generate, print_ingest, print_tune
+    from topotrigger.reporting import print_features, print_generate, print_ingest, print_tune
     from topotrigger.train.loop import TrainSettings
     from topotrigger.train.stage import train
     from topotrigger.tune.stage import tune
@@ -147,7 +145,7 @@ def run_pipeline(cfg: Config, session: "SparkSession | Callable[[], SparkSession
         return settings
 
     def do_train(out: Path) -> dict[str, Any]:
-        summary = {}
+        summary: dict[str, Any] = {}
         from topotrigger.sparkml.estimators import SPARK_MODELS
         from topotrigger.sparkml.stage import train_spark_model
 
@@ -164,7 +162,7 @@ def run_pipeline(cfg: Config, session: "SparkSession | Callable[[], SparkSession
 
     train_settings = {m: asdict(settings_for(m)) for m in cfg.run.models} | {"workers": cfg.train.workers}
     run.stage("train", train_settings, ("features", "tune") if cfg.run.tune else ("features",), do_train,
-              lambda out: all((out / m / "model.pt").is_file() for m in cfg.run.models))
+              lambda out: all(is_trained(out / m) for m in cfg.run.models))
 
     report = root / "evaluate" / "report.html"
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
     from topotrigger.evaluate.stage import EvaluateResult
-    from topotrigger.generate.stage import GenerateResult
     from topotrigger.features.stage import FeaturesResult
+    from topotrigger.generate.stage import GenerateResult
     from topotrigger.ingest.stage import IngestResult
     from topotrigger.tune.stage import TuneResult
 
@@ -97,7 +97,7 @@ def print_tune(console: Console, result: "TuneResult") -> None:
         console.print(f"best parameters: {result.out / 'best.json'} (use: topotrigger train --params {result.out / 'best.json'})")
 
 
-def print_bench(console: Console, result: dict, out: object) -> None:
+def print_bench(console: Console, result: dict[str, Any], out: object) -> None:
     summary = result["summary"]
     passes = list(result["passes"])
     table = Table(title=f"events/s per core (scale {result['scale']}); efficiency vs local[1] in brackets")

@@ -24,7 +24,7 @@ def resolve_uri(uri: str, run_dir: Path) -> str:
 
 
 def log_run(uri: str, run_dir: Path, stage: str, name: str, params: dict[str, Any],
-            metrics: dict[str, float] | None = None, series: list[dict[str, float]] | None = None,
+            metrics: dict[str, float | None] | None = None, series: list[dict[str, float]] | None = None,
             artifacts: list[Path] | None = None) -> str:
     """One MLflow run; `series` holds one dict of metrics per step (e.g. per epoch). Returns the run id."""
     import logging
@@ -51,7 +51,7 @@ def log_run(uri: str, run_dir: Path, stage: str, name: str, params: dict[str, An
         for path in artifacts or []:
             if Path(path).is_file():
                 mlflow.log_artifact(str(path))
-    return run.info.run_id
+    return str(run.info.run_id)
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

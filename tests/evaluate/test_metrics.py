@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from topotrigger.evaluate.metrics import (acceptance_at_efficiency, confusion_matrix, efficiency_at_acceptance,
-                                          evaluate_scores, roc_curve)
+from topotrigger.evaluate.metrics import (
+    acceptance_at_efficiency,
+    confusion_matrix,
+    efficiency_at_acceptance,
+    evaluate_scores,
+    roc_curve,
+)
 
 metrics = pytest.importorskip("sklearn.metrics")
 

@@ -53,7 +53,7 @@ def test_cutflow_adds_up_and_metadata(compact: Path) -> None:
 
 def test_train_and_test_are_disjoint_and_scaled_on_train(spark, compact: Path) -> None:
     train, test = load(spark, compact / "train"), load(spark, compact / "test")
-    key = lambda r: tuple(np.round(r.hlf, 5))  # noqa: E731
+    key = lambda r: tuple(np.round(r.hlf, 5))
     assert not {key(r) for r in train} & {key(r) for r in test}
     hlf = np.array([r.hlf for r in train])
     varying = hlf.max(axis=0) > hlf.min(axis=0)
@@ -109,9 +109,34 @@ def test_datasets_do_not_depend_on_how_the_input_is_cut_into_tasks(spark, ingest
     fine = ingested.parent / "fine"
     features(FeaturesConfig(seed=5), str(cut), str(fine), spark)
     for split in ("train", "test"):
-        rows = lambda p: sorted((r.label, tuple(r.hlf)) for r in load(spark, p / split))  # noqa: E731
+        rows = lambda p, split=split: sorted((r.label, tuple(r.hlf)) for r in load(spark, p / split))
         assert rows(fine) == rows(compact)
-    meta = lambda p: json.loads((p / "metadata.json").read_text())  # noqa: E731
+    meta = lambda p: json.loads((p / "metadata.json").read_text())
     assert meta(fine)["cutflow"] == meta(compact)["cutflow"]
     for name, value in meta(compact)["scaler"].items():  # sums in another order: equal to rounding
         np.testing.assert_allclose(meta(fine)["scaler"][name], value, rtol=1e-12)
+
+
+def test_an_empty_split_stops_with_one_line_or_is_written_empty(spark, ingested: Path, tmp_path: Path) -> None:
+    from topotrigger.train.data import ParquetEvents
+
+    tiny = FeaturesConfig(seed=5, test_fraction=0.001)  # rounds to no test event per class
+    with pytest.raises(InputError, match=r"the test split .* would hold no event .* on_empty_split"):
+        features(tiny, str(ingested), str(tmp_path / "stop"), spark)
+    assert not (tmp_path / "stop").exists()
+    out = tmp_path / "written"
+    result = features(tiny.model_copy(update={"on_empty_split": "write"}), str(ingested), str(out), spark)
+    assert set(result.counts["test"].values()) == {0} and min(result.counts["train"].values()) > 0
+    assert ParquetEvents(str(out / "test"), 8).num_events == 0
+    assert spark.read.parquet(str(out / "test")).count() == 0
+
+
+def test_a_failed_anchor_write_restores_the_arrow_batch_size(spark, tmp_path: Path) -> None:
+    from topotrigger.features.stage import BATCH_ROWS_KEY, _arrow_batch_rows
+
+    spark.conf.set(BATCH_ROWS_KEY, "1234")
+    with pytest.raises(RuntimeError, match="boom"), _arrow_batch_rows(spark, 500):
+        assert spark.conf.get(BATCH_ROWS_KEY) == "500"
+        raise RuntimeError("boom")
+    assert spark.conf.get(BATCH_ROWS_KEY) == "1234"
+    spark.conf.unset(BATCH_ROWS_KEY)

@@ -142,7 +142,7 @@ def test_underscore_naming_variant(tmp_path: Path) -> None:
                         counter_name=lambda c: f"{c}_size")
         tree.extend(data)
     with uproot.open(tmp_path / "u.root") as f:
-        assert "Jet_PT" in f["Delphes"].keys()
+        assert "Jet_PT" in f["Delphes"]
         inferred = schema.infer_columns(f["Delphes"])
     assert [(c.name, [n for n, _ in c.fields]) for c in inferred] == [("Jet", ["PT", "Eta"])]
     columns = [schema.Column("Jet", None, (("PT", "float64"), ("Eta", "float64")))]

@@ -136,5 +136,5 @@ spark.stop()
     assert "executors 2" in proc.stdout
     local = spark.read.format("root").option("branches", "Jet,MissingET").load(str(class_dirs))
     cluster = spark.read.parquet(str(out))
-    key = lambda r: str(r)  # noqa: E731
+    key = lambda r: str(r)
     assert sorted(map(key, rows(cluster))) == sorted(map(key, rows(local)))

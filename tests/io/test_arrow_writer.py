@@ -34,7 +34,7 @@ def test_unpartitioned_write_keeps_dataframe_order(spark, tmp_path: Path) -> Non
 
 def test_failed_job_exposes_no_files(spark, tmp_path: Path) -> None:
     df = spark.range(0, 100, numPartitions=2).selectExpr("id", "assert_true(id < 90) AS ok")
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="assert_true|id < 90"):
         write_parquet(df, str(tmp_path / "out"))
     assert all("_attempts" in str(p) for p in (tmp_path / "out").rglob("*.parquet"))
     assert not (tmp_path / "out" / "_SUCCESS").exists()

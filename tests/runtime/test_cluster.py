@@ -106,5 +106,5 @@ def test_pipeline_on_the_cluster_and_a_killed_executor(standalone, tmp_path: Pat
         want = pd.read_parquet(run / "features" / split)
         got = pd.read_parquet(tmp_path / "features-again" / split)
         assert len(got) == len(want) > 0
-        key = lambda df: sorted(zip(df.label, map(lambda h: tuple(h), df.hlf)))  # noqa: E731
+        key = lambda df: sorted(zip(df.label, map(lambda h: tuple(h), df.hlf)))
         assert key(got) == key(want)

@@ -9,10 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.datasets import synthetic_events
 from topotrigger.errors import InputError
 from topotrigger.train.data import ParquetEvents
-
-from tests.datasets import synthetic_events
 
 
 def test_every_event_once_per_epoch_across_ranks(dataset: Path) -> None:

@@ -84,9 +84,8 @@ def test_diverging_training_stops_with_a_clear_message(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from topotrigger.train.loop import DivergedError
-
     from tests.datasets import write_compact
+    from topotrigger.train.loop import DivergedError
 
     root = tmp_path / "features"
     write_compact(root / "train", 100, 1)
@@ -126,3 +125,24 @@ def test_killed_training_resumes_from_its_last_checkpoint(dataset: Path, tmp_pat
     assert [e["epoch"] for e in history["epochs"]] == list(range(len(history["epochs"])))
     assert history["epochs"][checkpoint["epoch"] + 1]["epoch"] == checkpoint["epoch"] + 1
     assert not list(out.glob(".*tmp*"))
+
+
+def test_resume_with_other_hyperparameters_is_refused_in_one_line(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    train(TrainSettings(model="hlf", epochs=1, batch_size=32, lr=1e-2), str(dataset), str(out))
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["arguments"]["params"] == {"nh1": 50, "nh2": 20, "nh3": 10} and state["step"] > 0
+    assert state["settings"]["model"] == "hlf" and "best_val_loss" in state
+    with pytest.raises(ConfigError, match=r"cannot resume .*checkpoint.pt.*nh1"):
+        train(TrainSettings(model="hlf", epochs=2, batch_size=32, lr=1e-2, params={"nh1": 64}), str(dataset), str(out),
+              resume=True)
+    history = train(TrainSettings(model="hlf", epochs=2, batch_size=32, lr=1e-2), str(dataset), str(out), resume=True)
+    assert [e["epoch"] for e in history["epochs"]] == [0, 1]
+
+
+def test_training_data_under_hidden_directories_is_found(dataset: Path, tmp_path: Path) -> None:
+    import shutil
+
+    hidden = tmp_path / ".cache" / "_work" / "features"
+    shutil.copytree(dataset, hidden)
+    assert ParquetEvents(str(hidden / "train"), 32).num_events == ParquetEvents(str(dataset / "train"), 32).num_events > 0

@@ -7,7 +7,6 @@ master (a process can hold only one SparkContext). Writes DIR/result.json.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any

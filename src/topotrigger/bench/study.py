@@ -31,13 +31,15 @@ CONFIGS = (("local1", "local[1]", 1), ("local2", "local[2]", 2), ("cluster2", No
 def _pass(name: str, master: str, cores: int, scale: float, out: Path) -> dict[str, Any]:
     target = out / name
     if (target / "result.json").is_file():  # finished earlier: resume the study
-        return json.loads((target / "result.json").read_text())
+        cached: dict[str, Any] = json.loads((target / "result.json").read_text())
+        return cached
     shutil.rmtree(target, ignore_errors=True)
     done = subprocess.run([sys.executable, "-m", "topotrigger.bench.stages", "--master", master, "--cores", str(cores),
                            "--scale", str(scale), "--out", str(target)], capture_output=True, text=True)
     if done.returncode != 0:
         raise UserError(f"benchmark pass {name} ({master}) failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
-    return json.loads((target / "result.json").read_text())
+    result: dict[str, Any] = json.loads((target / "result.json").read_text())
+    return result
 
 
 def amdahl_serial_fraction(speedup: float, cores: int) -> float:
@@ -114,7 +116,7 @@ def study(scale: float, out: Path, cluster_port: int | None = None) -> dict[str,
             spec = cluster.ClusterSpec(workers=2, cores_per_worker=1, memory="1g", port=cluster_port or cluster._free_port())
             status = cluster.start(spec, state)
             try:
-                passes[name] = _pass(name, status.master_url, cores, scale, out)
+                passes[name] = _pass(name, str(status.master_url), cores, scale, out)
             finally:
                 cluster.stop(state)
         else:

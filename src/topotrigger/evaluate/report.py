@@ -11,7 +11,7 @@ from typing import Any
 from topotrigger.evaluate.metrics import ACCEPTANCES
 
 # DESIGN.md section 5: the published figures, on the CERN dataset (not ours): comparable in kind only.
-PUBLISHED_2020 = {
+PUBLISHED_2020: dict[str, dict[str, Any]] = {
     "hlf (2020 published, other dataset)": {"accuracy": 0.916, "auc": {"qcd": 0.987, "ttbar": 0.986, "wjets": 0.981}},
     "inclusive (2020 published, other dataset)": {"accuracy": 0.956, "auc": {"qcd": 0.995, "ttbar": 0.997, "wjets": 0.995}},
 }

@@ -26,9 +26,12 @@ from torch import nn
 
 from topotrigger._optional import require
 from topotrigger.errors import InputError
+from topotrigger.features.kernels.definitions import N_HLF
+from topotrigger.features.kernels.definitions import N_PARTICLE_FEATURES as N_FEATURES
 from topotrigger.io.atomic import atomic_path, write_json
+from topotrigger.modeldir import is_spark_model
 from topotrigger.train.data import ParquetEvents
-from topotrigger.train.models import N_FEATURES, N_HLF, exportable
+from topotrigger.train.models import exportable
 from topotrigger.train.saved import SavedModel
 
 TOLERANCE = 1e-5
@@ -67,6 +70,8 @@ def _export(model_dir: str, path: str) -> None:
         warnings.simplefilter("ignore")
         program = torch.onnx.export(wrapper, _example(saved.uses_particles), dynamo=True, input_names=names,
                                     output_names=["scores"], dynamic_shapes=shapes, verbose=False)
+        if program is None:
+            raise RuntimeError("torch.onnx.export returned no program")
         program.save(path)
 
 
@@ -78,12 +83,12 @@ def _example(particles: bool) -> tuple[torch.Tensor, ...]:
 def export_onnx(model_dir: str, out: str | None = None, data: str | None = None) -> ExportResult:
     require("onnx")
     ort = require("onnxruntime")
-    if Path(model_dir, "sparkml").is_dir():
+    if is_spark_model(Path(model_dir)):
         raise InputError(f"{model_dir} is a Spark ML / XGBoost model; ONNX export is for the PyTorch models "
                          "(hlf, particle, inclusive, transformer)")
     saved = SavedModel.load(model_dir)
     path = Path(out) if out else Path(model_dir) / "model.onnx"
-    data = data or (f"{saved.info['dataset']}/test" if saved.info.get("dataset") else None)
+    data = data or (f"{saved.info.dataset}/test" if saved.info.dataset else None)
     if data is None:
         raise InputError("no dataset to check the export on: pass --data")
     reference = ParquetEvents(data, 1024, shuffle=False, with_particles=saved.uses_particles)
@@ -112,7 +117,7 @@ def export_onnx(model_dir: str, out: str | None = None, data: str | None = None)
         if not worst < TOLERANCE:
             raise RuntimeError(f"ONNX export of {model_dir} differs from PyTorch by {worst:.3g} (> {TOLERANCE})")
     write_json(path.with_suffix(".onnx.json"), {"model": saved.name, "inputs": names, "output": "scores",
-                                                "label_names": saved.info.get("label_names"),
+                                                "label_names": saved.info.label_names,
                                                 "checked_on": data, "events_checked": checked,
                                                 "max_abs_diff": worst, "onnx_opset": _opset(path)})
     return ExportResult(path, checked, worst)

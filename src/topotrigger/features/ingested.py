@@ -10,7 +10,6 @@ it) or a `label` column; every event gets a row id that is fixed by the dataset 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,11 +17,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from topotrigger.errors import InputError, MissingInputError
-from topotrigger.io.arrow_writer import filesystem
+from topotrigger.errors import InputError
+from topotrigger.io import storage
 from topotrigger.io.delphes import PIPELINE_COLLECTIONS
 
-_LABEL_DIR = re.compile(r"(?:^|/)label=(-?\d+)(?:/|$)")
 ROW_BITS = 36  # rows per file < 6.9e10; file numbers < 1.3e8
 
 
@@ -36,25 +34,6 @@ class Piece:
     first_rows: tuple[int, ...]  # the row in the file where each of those row groups starts
 
 
-def _files(uri: str) -> tuple[pa.fs.FileSystem, list[str]]:
-    fs, base = filesystem(uri)
-    info = fs.get_file_info(base)
-    if info.type == pa.fs.FileType.NotFound:
-        raise MissingInputError(f"input not found: {uri}")
-    if info.type == pa.fs.FileType.File:
-        return fs, [base]
-    found = fs.get_file_info(pa.fs.FileSelector(base, recursive=True))
-    base = base.rstrip("/")
-
-    def visible(path: str) -> bool:  # Spark's rule: _ and . names (_SUCCESS, _attempts, .crc) are not data
-        return not any(part.startswith(("_", ".")) for part in path[len(base) + 1:].split("/"))
-
-    files = sorted(f.path for f in found if f.type == pa.fs.FileType.File and f.path.endswith(".parquet") and visible(f.path))
-    if not files:
-        raise InputError(f"{uri} is not an ingested Parquet dataset (no .parquet files in it)")
-    return fs, files
-
-
 def check_schema(schema: pa.Schema, has_label_dir: bool, where: str) -> None:
     """One line naming every input column the features need and the dataset lacks."""
     missing = [] if has_label_dir or "label" in schema.names else ["label"]
@@ -66,7 +45,7 @@ def check_schema(schema: pa.Schema, has_label_dir: bool, where: str) -> None:
             continue
         kind = schema.field(collection).type
         inner = kind.value_type if pa.types.is_list(kind) or pa.types.is_large_list(kind) else None
-        names = {inner.field(i).name for i in range(inner.num_fields)} if pa.types.is_struct(inner) else set()
+        names = {inner.field(i).name for i in range(inner.num_fields)} if inner is not None and pa.types.is_struct(inner) else set()
         missing += [f"{collection}.{f}" for f in fields if f not in names]
     if missing:
         raise InputError(f"{where} lacks input columns: {', '.join(missing)}")
@@ -74,15 +53,14 @@ def check_schema(schema: pa.Schema, has_label_dir: bool, where: str) -> None:
 
 def plan(uri: str, target_bytes: int = 32 * 1024 * 1024) -> list[Piece]:
     """Pieces of about `target_bytes` (uncompressed) of whole row groups, in file order."""
-    fs, files = _files(uri)
+    fs, files = storage.partitioned_files(uri)
     pieces: list[Piece] = []
-    for index, path in enumerate(files):
+    for index, (path, keys) in enumerate(files):
         try:
             meta = pq.ParquetFile(path, filesystem=fs).metadata
         except Exception as exc:
             raise InputError(f"{path} is not a Parquet file ({str(exc).splitlines()[0][:200]})") from None
-        match = _LABEL_DIR.search(path)
-        label = int(match.group(1)) if match else None
+        label = int(keys["label"]) if keys.get("label") is not None else None
         if index == 0:
             check_schema(meta.schema.to_arrow_schema(), label is not None, uri)
         groups: list[int] = []
@@ -104,7 +82,7 @@ def plan(uri: str, target_bytes: int = 32 * 1024 * 1024) -> list[Piece]:
 
 def read(piece: Piece, batch_rows: int = 10_000) -> Iterator[pa.RecordBatch]:
     """The piece's events: the pipeline collections, label, sample and rid."""
-    fs, _ = filesystem(piece.uri)
+    fs, _ = storage.resolve(piece.uri)
     file = pq.ParquetFile(piece.path, filesystem=fs)
     columns = [*PIPELINE_COLLECTIONS, "sample"] + (["label"] if piece.label is None else [])
     try:

@@ -6,9 +6,7 @@ import numpy as np
 import pyarrow as pa
 
 from topotrigger.features.arrow import fixed_list, nested_list
-from topotrigger.features.kernels.definitions import MAX_PARTICLES, N_PARTICLE_FEATURES
-
-N_CLASSES = 3
+from topotrigger.features.kernels.definitions import MAX_PARTICLES, N_CLASSES, N_PARTICLE_FEATURES
 
 COMPACT_SCHEMA = "label int, hlf array<float>, particles array<array<float>>"
 ANCHOR_SCHEMA = "HLF_input array<double>, GRU_input array<array<double>>, encoded_label array<double>, label int"

@@ -4,6 +4,7 @@ feature over real (unpadded) particles; or the 2019 per-event standardisation. P
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -47,13 +48,14 @@ class Scaler:
         std[std == 0] = 1.0   # constant features (e.g. a flag never set) stay unscaled
         return cls(moments.hlf_min.tolist(), moments.hlf_max.tolist(), mean.tolist(), std.tolist(), per_event)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def transform_hlf(self, hlf: np.ndarray) -> np.ndarray:
         lo, hi = np.asarray(self.hlf_min), np.asarray(self.hlf_max)
         span = np.where(hi > lo, hi - lo, 1.0)
-        return ((hlf - lo) / span).astype(np.float32)
+        scaled: np.ndarray = ((hlf - lo) / span).astype(np.float32)
+        return scaled
 
     def transform_particles(self, particles: np.ndarray, counts: np.ndarray) -> np.ndarray:
         if not self.per_event:  # in float32, in place: the arrays are the bulk of the data
@@ -77,4 +79,5 @@ def standardise_per_event(particles: np.ndarray, counts: np.ndarray) -> np.ndarr
     mean = total / n
     std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
     std[std == 0] = 1.0
-    return ((particles - mean[event]) / std[event]).astype(np.float32)
+    scaled: np.ndarray = ((particles - mean[event]) / std[event]).astype(np.float32)
+    return scaled

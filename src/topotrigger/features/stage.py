@@ -20,32 +20,30 @@ take exact per-class counts: the k-th smallest (hash, row id) of each class is t
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
-import os
 import time
-import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from topotrigger import __version__
 from topotrigger.config import FeaturesConfig
-from topotrigger.errors import InputError, MissingInputError, OutputExistsError, input_error_in
+from topotrigger.errors import InputError, MissingInputError, carry_user_errors, user_errors_from_tasks
 from topotrigger.features import ingested, layouts
 from topotrigger.features.arrow import collections_of, feature_columns, packed, unpacked
 from topotrigger.features.kernels import definitions as d
 from topotrigger.features.kernels.events import compute
 from topotrigger.features.keys import event_keys, seeded
 from topotrigger.features.scaling import Moments, Scaler
-from topotrigger.io.arrow_writer import TaskOutput, commit, committed_files, filesystem, prepare, write_parquet
-from topotrigger.io.hadoop import HadoopFS, discard
+from topotrigger.io import storage
+from topotrigger.io.arrow_writer import TaskOutput, commit, prepare, write_empty_parquet, write_parquet
+from topotrigger.io.manifest import digest
 from topotrigger.io.versions import software_versions
+from topotrigger.runtime.spark import schemas
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -84,6 +82,7 @@ SELECTED = pa.schema([("label", pa.int32()), ("sample", pa.string()), ("key", pa
                       ("h", pa.int64()), ("s", pa.int64()), ("hlf", pa.binary()), ("particles", pa.binary())])
 
 
+@carry_user_errors
 def select_task(pieces: Iterator[ingested.Piece], root: str, options: dict[str, bool], seed: int) -> Iterator[dict[str, Any]]:
     """One Spark task: features of its pieces; the selected events go to `root` with their sampling hash
     `h` and shuffling hash `s`, the cut flow to the driver."""
@@ -114,14 +113,6 @@ def select_task(pieces: Iterator[ingested.Piece], root: str, options: dict[str, 
     yield {"files": output.close(), "flow": [(label, cut, count) for (label, cut), count in flow.items()]}
 
 
-def _arrays(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    hlf = pc.list_flatten(batch.column("hlf")).to_numpy(zero_copy_only=False).reshape(-1, d.N_HLF)
-    col = batch.column("particles")
-    counts = pc.list_value_length(col).to_numpy(zero_copy_only=False).astype(np.int64)
-    particles = pc.list_flatten(pc.list_flatten(col)).to_numpy(zero_copy_only=False).reshape(-1, d.N_PARTICLE_FEATURES)
-    return hlf, particles, counts
-
-
 def _packed_arrays(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     hlf, _ = unpacked(batch.column("hlf"), d.N_HLF)
     particles, counts = unpacked(batch.column("particles"), d.N_PARTICLE_FEATURES)
@@ -140,7 +131,7 @@ def _at_or_before(label: np.ndarray, h: np.ndarray, rid: np.ndarray,
 
 def moments_task(paths: Iterator[str], root: str, keep: dict[int, Any], test: dict[int, Any]) -> Iterator[Moments]:
     """Moments of the training events in some `_selected` files, read in the task (no JVM)."""
-    fs, _ = filesystem(root)
+    fs, _ = storage.resolve(root)
     total: Moments | None = None
     for path in paths:
         for batch in pq.ParquetFile(path, filesystem=fs).iter_batches(batch_size=10_000, columns=["label", "h", "rid", "hlf", "particles"]):
@@ -167,40 +158,31 @@ def transform_batch(batch: pa.RecordBatch, scaler: dict[str, Any], layout: str, 
 
 # ---- driver side ------------------------------------------------------------------------------
 
-def read_ingested(spark: "SparkSession", path: str, fs: HadoopFS) -> "DataFrame":
-    if not fs.exists(path):
-        raise MissingInputError(f"input not found: {path}")
+MANIFEST = "metadata.json"
+BATCH_ROWS_KEY = "spark.sql.execution.arrow.maxRecordsPerBatch"
+Thresholds = dict[int, tuple[int, int] | None]
+
+
+def read_ingested(spark: "SparkSession", path: str) -> "DataFrame":
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    if not storage.exists(path):
+        raise MissingInputError(f"input not found: {storage.redact(path)}")
     try:
         events = spark.read.parquet(path)
     except Exception as exc:  # AnalysisException: not Parquet, empty directory...
         raise InputError(f"{path} is not an ingested Parquet dataset ({str(exc).splitlines()[0][:200]})") from None
-    from pyspark.sql.pandas.types import to_arrow_schema
-
     ingested.check_schema(to_arrow_schema(events.schema), has_label_dir=False, where=path)
     return events
 
 
-def _spark_schema_arrow(spark: "SparkSession", ddl: str) -> tuple[Any, pa.Schema]:
-    from pyspark.sql.pandas.types import to_arrow_schema
-    from pyspark.sql.types import _parse_datatype_string
-
-    struct = _parse_datatype_string(ddl)
-    return struct, to_arrow_schema(struct)
-
-
-def compute_features(spark: "SparkSession", keyed: "DataFrame", options: d.FeatureOptions,
-                     extra: tuple[str, ...] = ()) -> "DataFrame":
+def compute_features(keyed: "DataFrame", options: d.FeatureOptions, extra: tuple[str, ...] = ()) -> "DataFrame":
     """Unscaled features and the cut-flow step reached, per event of `keyed` (collections, label, sample,
     key); the `extra` columns of `keyed` pass through."""
     ddl = ", ".join([COMPUTED_SCHEMA] + [f"{name} {keyed.schema[name].dataType.simpleString()}" for name in extra])
-    struct, arrow_schema = _spark_schema_arrow(spark, ddl)
+    struct, arrow_schema = schemas(ddl)
     task = functools.partial(compute_batches, options=asdict(options), schema=arrow_schema, extra=extra)
     return keyed.mapInArrow(task, struct)
-
-
-def manifest_digest(manifest: dict[str, Any]) -> str:
-    """A digest of an input manifest, independent of its formatting."""
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
 
 
 def cutflow_table(rows: list[tuple[int, int, int]], label_names: dict[int, str]) -> dict[str, dict[str, int]]:
@@ -216,119 +198,152 @@ def cutflow_table(rows: list[tuple[int, int, int]], label_names: dict[int, str])
     return table
 
 
-def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSession", overwrite: bool = False,
-             options: d.FeatureOptions = d.FeatureOptions()) -> FeaturesResult:
+def _input_manifest(input_path: str) -> tuple[dict[int, str], str | None]:
+    """Class names by label and the digest of the ingest manifest, when the input has one."""
+    path = storage.join(input_path, "_manifest.json")
+    if not storage.exists(path):
+        return {}, None
+    manifest = storage.read_json(path)
+    return {f["label"]: f["sample"] for f in manifest.get("inputs", [])}, digest(manifest)
+
+
+def _select(spark: "SparkSession", pieces: list[ingested.Piece], root: str, options: d.FeatureOptions,
+            seed: int) -> list[tuple[int, int, int]]:
+    """Pass 1: features of every event in the tasks; the selected ones kept under `root`; the cut flow."""
+    task = functools.partial(select_task, root=root, options=asdict(options), seed=seed)
+    prepare(root)
+    with user_errors_from_tasks():
+        reports = spark.sparkContext.parallelize(pieces, len(pieces)).mapPartitions(task).collect()
+    commit(root, [f for r in reports for f in r["files"]])
+    return [row for r in reports for row in r["flow"]]
+
+
+def _below(thresholds: Thresholds) -> Any:
+    """Spark condition: rows at or before their class's threshold in (h, rid) order (see `_at_or_before`)."""
+    from pyspark.sql import functions as F
+
+    terms = [(F.col("label") == lab) & ((F.col("h") < t[0]) | ((F.col("h") == t[0]) & (F.col("rid") <= t[1])))
+             for lab, t in thresholds.items() if t is not None]
+    return functools.reduce(lambda a, b: a | b, terms) if terms else F.lit(False)
+
+
+def _thresholds(selected: "DataFrame", keep: dict[int, int], n_test: dict[int, int]) -> tuple[Thresholds, Thresholds]:
+    """Pass 2: each class's k-th smallest (h, rid) for the undersampling and for the test split."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    start = time.perf_counter()
-    input_path = input_path if "://" in input_path else os.path.abspath(input_path)
-    out = out if "://" in out else os.path.abspath(out)
-    fs = HadoopFS(spark, out)
-    if fs.exists(out) and not overwrite:
-        raise OutputExistsError(f"output {out} exists; pass --overwrite to replace it")
-    pieces = ingested.plan(input_path)
-    label_names: dict[int, str] = {}
-    manifest_sha256 = None
-    manifest_path = f"{input_path}/_manifest.json"
-    if fs.exists(manifest_path):
-        manifest = json.loads(fs.read_text(manifest_path))
-        manifest_sha256 = manifest_digest(manifest)
-        label_names = {f["label"]: f["sample"] for f in manifest.get("inputs", [])}
+    ranks = (selected.select("label", "h", "rid")
+             .withColumn("rank", F.row_number().over(Window.partitionBy("label").orderBy("h", "rid"))))
+    wanted = [(lab, k) for lab, k in keep.items() if k > 0] + [(lab, k) for lab, k in n_test.items() if k > 0]
+    condition = functools.reduce(lambda a, b: a | b, [(F.col("label") == lab) & (F.col("rank") == k) for lab, k in wanted])
+    cuts = {(r.label, r["rank"]): (r.h, r.rid) for r in ranks.where(condition).collect()}
+    return ({lab: cuts.get((lab, k)) for lab, k in keep.items()},
+            {lab: cuts.get((lab, k)) for lab, k in n_test.items()})
 
-    tmp = f"{out.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
+
+def _fit_scaler(spark: "SparkSession", root: str, keep: Thresholds, test: Thresholds, per_event: bool) -> Scaler:
+    """Pass 3: scalers from the training split only, in tasks reading the selected events' files."""
+    _, files = storage.parquet_files(root)
+    task = functools.partial(moments_task, root=root, keep=keep, test=test)
+    parts = spark.sparkContext.parallelize(files, max(1, len(files))).mapPartitions(task).collect()
+    if not parts:
+        raise InputError("no training event left after the split")
+    return Scaler.fit(functools.reduce(Moments.merge, parts), per_event=per_event)
+
+
+@contextmanager
+def _arrow_batch_rows(spark: "SparkSession", rows: int | None) -> Iterator[None]:
+    """Spark's Arrow batch size set for the block and restored afterwards, also when it fails."""
+    if rows is None:
+        yield
+        return
+    before = spark.conf.get(BATCH_ROWS_KEY, None)
+    spark.conf.set(BATCH_ROWS_KEY, str(rows))
     try:
-        timings: dict[str, float] = {}
-        mark = time.perf_counter()
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(BATCH_ROWS_KEY)
+        else:
+            spark.conf.set(BATCH_ROWS_KEY, before)
 
-        def lap(name: str) -> None:
-            nonlocal mark
-            now = time.perf_counter()
-            timings[name] = round(now - mark, 3)
-            mark = now
 
-        # 1. Features of every event in the tasks; the selected ones kept on disk for the passes below.
-        task = functools.partial(select_task, root=f"{tmp}/_selected", options=asdict(options), seed=cfg.seed)
-        prepare(f"{tmp}/_selected")
-        try:
-            reports = spark.sparkContext.parallelize(pieces, len(pieces)).mapPartitions(task).collect()
-        except Exception as exc:
-            user = input_error_in(exc)
-            if user is not None:
-                raise user from None
-            raise
-        commit(f"{tmp}/_selected", [f for r in reports for f in r["files"]])
-        flow_rows = [row for r in reports for row in r["flow"]]
+def _write_splits(spark: "SparkSession", splits: dict[str, "DataFrame"], scaler: Scaler, layout: str,
+                  root: str, partitions: int) -> None:
+    """Pass 4: the scaled datasets; the training set in a seeded random order (hash-partitioned on the
+    shuffling hash, sorted within: no global sort), the others in a fixed order."""
+    struct, arrow_schema = schemas(layouts.ANCHOR_SCHEMA if layout == "anchor" else layouts.COMPACT_SCHEMA)
+    transform = functools.partial(transform_batch, scaler=scaler.to_dict(), layout=layout, schema=arrow_schema)
+    # 801 × 19 doubles per anchor event: small Arrow batches keep a task's memory bounded.
+    with _arrow_batch_rows(spark, 500 if layout == "anchor" else None):
+        for name, rows in splits.items():
+            order = ("s",) if name == "train" else ("label", "h", "rid")
+            ordered = rows.repartition(partitions, "s").sortWithinPartitions(*order)
+            out = storage.join(root, name)
+            write_parquet(ordered.select("label", "hlf", "particles"), out, transform=transform)
+            if not storage.parquet_files_or_none(out):  # an empty split is still a readable dataset
+                write_empty_parquet(storage.join(out, "part-00000-empty.parquet"), arrow_schema)
+
+
+def _split_counts(per_class: dict[int, int], cfg: FeaturesConfig, where: str) -> tuple[dict[int, int], dict[int, int]]:
+    """Events kept per class (balanced or not) and, of those, test events per class."""
+    keep = {lab: (min(per_class.values()) if cfg.balance == "undersample" else n) for lab, n in per_class.items()}
+    n_test = {lab: int(round(cfg.test_fraction * k)) for lab, k in keep.items()}
+    empty = [name for name, n in (("train", {lab: keep[lab] - n_test[lab] for lab in keep}), ("test", n_test))
+             if min(n.values()) == 0]
+    if empty and cfg.on_empty_split == "stop":
+        raise InputError(f"the {' and '.join(empty)} split of {where} would hold no event of some class "
+                         f"({min(keep.values())} selected events per class, test_fraction {cfg.test_fraction}); "
+                         "use more events, or features.on_empty_split = \"write\" to write it anyway")
+    return keep, n_test
+
+
+def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSession", overwrite: bool = False,
+             options: d.FeatureOptions = d.FeatureOptions()) -> FeaturesResult:
+    start = time.perf_counter()
+    input_path, out = storage.absolute(input_path), storage.absolute(out)
+    storage.check_output(out, overwrite, MANIFEST)
+    pieces = ingested.plan(input_path)
+    label_names, manifest_sha256 = _input_manifest(input_path)
+    timings: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        timings[name] = round(now - mark, 3)
+        mark = now
+
+    with storage.staged_output(out, overwrite, MANIFEST, spark) as staged:
+        selected_root = staged.path("_selected")
+        flow_rows = _select(spark, pieces, selected_root, options, cfg.seed)
         lap("select_and_compute")
 
         cutflow = cutflow_table(flow_rows, label_names)
-        events_in = sum(r[2] for r in flow_rows)
         per_class: dict[int, int] = {}
         for label, cut, count in flow_rows:
             per_class[label] = per_class.get(label, 0) + (count if cut == d.CUT_FINAL else 0)
         if not per_class or min(per_class.values()) == 0:
             raise InputError(f"no event of {input_path} passes the selection: nothing to train on")
-        selected = spark.read.parquet(f"{tmp}/_selected")
-
-        # 2. Balance and split with exact per-class counts: thresholds on a seeded content hash.
-        keep = {lab: (min(per_class.values()) if cfg.balance == "undersample" else n) for lab, n in per_class.items()}
-        n_test = {lab: int(round(cfg.test_fraction * k)) for lab, k in keep.items()}
-        ranks = (selected.select("label", "h", "rid")
-                 .withColumn("rank", F.row_number().over(Window.partitionBy("label").orderBy("h", "rid"))))
-        wanted = [(lab, k) for lab, k in keep.items()] + [(lab, k) for lab, k in n_test.items() if k > 0]
-        condition = functools.reduce(lambda a, b: a | b, [(F.col("label") == lab) & (F.col("rank") == k) for lab, k in wanted])
-        cuts = {(r.label, r["rank"]): (r.h, r.rid) for r in ranks.where(condition).collect()}
-        keep_h = {lab: cuts[(lab, k)] for lab, k in keep.items()}
-        test_h = {lab: cuts.get((lab, k)) for lab, k in n_test.items()}
-
-        def below(thresholds: dict[int, tuple[int, int] | None]):
-            """Rows at or before each class's threshold in (h, rid) order."""
-            terms = [(F.col("label") == lab) & ((F.col("h") < t[0]) | ((F.col("h") == t[0]) & (F.col("rid") <= t[1])))
-                     for lab, t in thresholds.items() if t is not None]
-            return functools.reduce(lambda a, b: a | b, terms) if terms else F.lit(False)
-
-        kept = selected.where(below(keep_h))
-        test = kept.where(below(test_h))
-        train = kept.where(~below(test_h))
+        keep, n_test = _split_counts(per_class, cfg, input_path)
+        keep_h, test_h = _thresholds(spark.read.parquet(selected_root), keep, n_test)
+        selected = spark.read.parquet(selected_root)
+        kept = selected.where(_below(keep_h))
+        splits = {"train": kept.where(~_below(test_h)), "test": kept.where(_below(test_h))}
         lap("cutflow_balance_split")
 
-        # 3. Scalers from the training split only, in tasks reading the selected events' files.
-        files = committed_files(f"{tmp}/_selected")
-        task = functools.partial(moments_task, root=f"{tmp}/_selected", keep=keep_h, test=test_h)
-        parts = spark.sparkContext.parallelize(files, max(1, len(files))).mapPartitions(task).collect()
-        if not parts:
-            raise InputError(f"no training event left in {input_path} after the split")
-        scaler = Scaler.fit(functools.reduce(Moments.merge, parts), per_event=cfg.per_event_standardisation)
+        scaler = _fit_scaler(spark, selected_root, keep_h, test_h, cfg.per_event_standardisation)
         lap("fit_scalers")
 
-        # 4. Scaled datasets; the training set in a seeded random order.
-        ddl = layouts.ANCHOR_SCHEMA if cfg.layout == "anchor" else layouts.COMPACT_SCHEMA
-        _, o_arrow = _spark_schema_arrow(spark, ddl)
-        transform = functools.partial(transform_batch, scaler=scaler.to_dict(), layout=cfg.layout, schema=o_arrow)
-        # A seeded random order without a global sort: hash-partitioned on the shuffling hash, sorted within.
-        n_out = max(1, len(files))
-        shuffled = train.repartition(n_out, "s").sortWithinPartitions("s").select("label", "hlf", "particles")
-        batch_key = "spark.sql.execution.arrow.maxRecordsPerBatch"
-        user_batch = spark.conf.get(batch_key, None)
-        if cfg.layout == "anchor":
-            # 801 × 19 doubles per event: keep Arrow batches small so a task's memory stays bounded.
-            spark.conf.set(batch_key, "500")
-        write_parquet(shuffled, f"{tmp}/train", transform=transform)
-        lap("write_train")
-        ordered_test = test.repartition(n_out, "s").sortWithinPartitions("label", "h", "rid")
-        write_parquet(ordered_test.select("label", "hlf", "particles"), f"{tmp}/test", transform=transform)
-        lap("write_test")
-        if user_batch is None:
-            spark.conf.unset(batch_key)
-        else:
-            spark.conf.set(batch_key, user_batch)
+        _write_splits(spark, splits, scaler, cfg.layout, staged.uri, max(1, len(storage.parquet_files(selected_root)[1])))
+        lap("write_splits")
+        storage.delete(selected_root)
 
-        counts = {}
-        for split in ("train", "test"):
-            rows = spark.read.parquet(f"{tmp}/{split}").groupBy("label").count().collect()
-            counts[split] = {label_names.get(r.label, str(r.label)): r["count"] for r in sorted(rows)}
+        # The thresholds make the counts exact: no need to read the splits back.
+        counts = {"train": {label_names.get(lab, str(lab)): keep[lab] - n_test[lab] for lab in sorted(keep)},
+                  "test": {label_names.get(lab, str(lab)): n_test[lab] for lab in sorted(keep)}}
         seconds = time.perf_counter() - start
-        metadata = {
+        storage.write_json(staged.path(MANIFEST), {
             "stage": "features",
             "code_version": __version__,
             "input": input_path,
@@ -348,13 +363,5 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
             "seconds": seconds,
             "timings_s": timings,
             "software": software_versions(),
-        }
-    except BaseException:
-        discard(spark, fs, tmp)  # a failed run leaves nothing behind
-        raise
-    fs.delete(f"{tmp}/_selected")
-    fs.write_text(f"{tmp}/metadata.json", json.dumps(metadata, indent=2, sort_keys=True) + "\n")
-    if fs.exists(out):
-        fs.delete(out)
-    fs.rename(tmp, out)
-    return FeaturesResult(out, cutflow, counts, seconds, events_in)
+        })
+    return FeaturesResult(out, cutflow, counts, seconds, sum(r[2] for r in flow_rows))

@@ -84,7 +84,7 @@ def is_complete(task: FileTask) -> bool:
     if not (Path(task.path).is_file() and task.record_path.is_file()):
         return False
     try:
-        return read_json(task.record_path).get("task") == asdict(task)
+        return bool(read_json(task.record_path).get("task") == asdict(task))
     except ValueError:
         return False
 

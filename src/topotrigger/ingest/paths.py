@@ -12,29 +12,17 @@ import re
 from collections.abc import Iterable
 
 from topotrigger.errors import InputError, MissingInputError
+from topotrigger.io.storage import is_remote, redact
 
 ROOT_SUFFIXES = (".root",)
 _GLOB = re.compile(r"[*?\[]")
-
-
-def is_remote(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
-
-
-def redact(url: str) -> str:
-    """The URL without any user:password@ part, for messages and manifests."""
-    return re.sub(r"(://)[^/@]*@", r"\1", url)
-
-
-def _local(path: str) -> str:
-    return path[len("file://"):] if path.startswith("file://") else path
 
 
 def expand(inputs: Iterable[str], recursive: bool = True) -> list[str]:
     """All ROOT files named by `inputs`, each path once, sorted within each input."""
     files: list[str] = []
     for item in inputs:
-        found = _expand_remote(item, recursive) if is_remote(item) else _expand_local(_local(item), recursive)
+        found = _expand_remote(item, recursive) if is_remote(item) else _expand_local(item.removeprefix("file://"), recursive)
         files.extend(f for f in found if f not in files)
     return files
 
@@ -65,9 +53,9 @@ def _expand_remote(url: str, recursive: bool) -> list[str]:
         fs, root = fsspec.core.url_to_fs(url)
     except (ImportError, ValueError) as exc:
         raise InputError(f"cannot open {redact(url)}: {exc}") from None
-    protocol = url.split("://", 1)[0]
-    prefix = url[: len(url) - len(url.split("://", 1)[1])]
-    host = url.split("://", 1)[1].split("/", 1)[0] if protocol in ("root", "xroot") else ""
+    protocol, rest = url.split("://", 1)
+    prefix = f"{protocol}://"
+    host = rest.split("/", 1)[0] if protocol in ("root", "xroot") else ""
 
     def to_url(p: str) -> str:
         if protocol in ("root", "xroot"):

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from topotrigger.errors import InputError
-from topotrigger.ingest.paths import is_remote, redact
 from topotrigger.ingest.reader import is_rntuple, open_tree, resolve_columns, share
 from topotrigger.ingest.schema import Column
+from topotrigger.io.storage import is_remote, redact, resolve
 
 
 @dataclass(frozen=True)
@@ -127,13 +127,9 @@ def make_partitions(files: list[FileInfo], target_bytes: int, entries: int | Non
 
 def file_size(path: str) -> int:
     """Bytes on disk (-1 if the storage cannot tell cheaply)."""
-    if not is_remote(path):
-        return os.path.getsize(path.removeprefix("file://"))
     try:
-        import fsspec
-
-        fs, inner = fsspec.core.url_to_fs(path)
-        return int(fs.size(inner))
+        fs, inner = resolve(path)
+        return int(fs.get_file_info(inner).size)
     except Exception:  # sizing is only for planning: unknown means one partition for the file
         return -1
 

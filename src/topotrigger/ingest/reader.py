@@ -14,9 +14,9 @@ import numpy as np
 import pyarrow as pa
 
 from topotrigger.errors import InputError
-from topotrigger.ingest.paths import redact
 from topotrigger.ingest.schema import Column
 from topotrigger.io.delphes import leaf_names, missing_branch_message, resolve
+from topotrigger.io.storage import redact
 
 
 def open_tree(path: str, tree: str) -> tuple[Any, Any]:

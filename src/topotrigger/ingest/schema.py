@@ -15,8 +15,17 @@ from typing import Any
 
 import numpy as np
 from pyspark.sql.types import (
-    ArrayType, BooleanType, ByteType, DataType, DoubleType, FloatType, IntegerType, LongType, ShortType,
-    StructField, StructType,
+    ArrayType,
+    BooleanType,
+    ByteType,
+    DataType,
+    DoubleType,
+    FloatType,
+    IntegerType,
+    LongType,
+    ShortType,
+    StructField,
+    StructType,
 )
 
 # Spark has no unsigned integers: each unsigned type widens to the next signed one (uint64 -> long wraps).

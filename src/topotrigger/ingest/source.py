@@ -54,13 +54,14 @@ def _paths(options: dict[str, str]) -> list[str]:
 
 def _columns_from_options(options: dict[str, str], first_file: str, tree: str) -> list[plan_schema.Column]:
     if "collections" in options:
-        wanted = json.loads(options["collections"])
+        wanted: dict[str, list[str]] = json.loads(options["collections"])
         handle, obj = reader.open_tree(first_file, tree)
         with handle:
             resolved = reader.resolve_columns(obj, [plan_schema.Column(c, None, tuple((f, "float64") for f in fields))
                                                     for c, fields in wanted.items()], first_file)
             dtypes = plan_schema.branch_dtypes(obj)
-        return [plan_schema.Column(c, None, tuple((f, dtypes[b.rsplit("/", 1)[-1]][0]) for f, b in resolved[c].items()))
+        fields_of = {c: m for c, m in resolved.items() if isinstance(m, dict)}  # collections, not flat branches
+        return [plan_schema.Column(c, None, tuple((f, dtypes[b.rsplit("/", 1)[-1]][0]) for f, b in fields_of[c].items()))
                 for c in wanted]
     patterns = [p.strip() for p in options.get("branches", "").split(",") if p.strip()] or None
     handle, obj = reader.open_tree(first_file, tree)
@@ -89,7 +90,7 @@ class RootDataSource(DataSource):
         files = _paths(options)
         return plan_schema.spark_schema(_columns_from_options(options, files[0], self._tree()))
 
-    def reader(self, schema: StructType) -> "RootReader":  # noqa: F811 - Spark passes it by this name
+    def reader(self, schema: StructType) -> "RootReader":
         return RootReader(_lower(self.options), schema)
 
 

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -28,14 +26,15 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from topotrigger.config import IngestConfig
-from topotrigger.errors import InputError, OutputExistsError, UserError, input_error_in
+from topotrigger.errors import InputError, UserError, carry_user_errors, user_errors_from_tasks
 from topotrigger.ingest import plan
-from topotrigger.ingest.paths import expand, redact
+from topotrigger.ingest.paths import expand
 from topotrigger.ingest.reader import read_slices
 from topotrigger.ingest.schema import Column, from_json, spark_schema, to_json
-from topotrigger.io.delphes import PIPELINE_COLLECTIONS
+from topotrigger.io import storage
 from topotrigger.io.arrow_writer import TaskOutput, commit, prepare
-from topotrigger.io.hadoop import HadoopFS, discard
+from topotrigger.io.delphes import PIPELINE_COLLECTIONS
+from topotrigger.io.storage import redact
 from topotrigger.io.versions import software_versions
 
 if TYPE_CHECKING:
@@ -84,10 +83,6 @@ def label_files(files: list[str], label_map: dict[str, int], label: int | None) 
     return by_sample
 
 
-def _output_uri(out: str) -> str:
-    return out if "://" in out else os.path.abspath(out)
-
-
 def scan_on_spark(spark: "SparkSession", paths: list[str], tree: str, on_bad_file: str) -> tuple[list[plan.FileInfo], list[dict[str, str]]]:
     """Scan files in Spark tasks: opening a TTree costs ~0.2 s of Python, which adds up over many files."""
     if len(paths) <= 4:
@@ -114,6 +109,10 @@ def output_schema() -> pa.Schema:
     return to_arrow_schema(spark_schema(pipeline_columns())).append(pa.field("sample", pa.string()))
 
 
+MANIFEST = "_manifest.json"
+
+
+@carry_user_errors
 def ingest_task(items: Iterator[dict[str, Any]], root: str, tree: str, columns_json: str, schema: pa.Schema,
                 step: int, on_bad_file: str) -> Iterator[dict[str, Any]]:
     """One Spark task: read its partitions' entry ranges and write them as Parquet under `root`."""
@@ -165,65 +164,52 @@ def _plan(spark: "SparkSession", cfg: IngestConfig, by_sample: dict[str, list[st
 def ingest(cfg: IngestConfig, inputs: list[str], out: str, spark: "SparkSession", overwrite: bool = False,
            label: int | None = None) -> IngestResult:
     start = time.perf_counter()
-    out = _output_uri(out)
-    fs = HadoopFS(spark, out)
-    if fs.exists(out) and not overwrite:
-        raise OutputExistsError(f"output {redact(out)} exists; pass --overwrite to replace it")
-
+    out = storage.absolute(out)
+    storage.check_output(out, overwrite, MANIFEST)
     files = expand(inputs)
     by_sample = label_files(files, cfg.label_map, label)
-    labels = {sample: cfg.label_map.get(sample, label) for sample in by_sample}
+    # label_files has refused every sample that is neither in the label map nor given a --label.
+    labels: dict[str, int] = {sample: cfg.label_map.get(sample, label if label is not None else -1) for sample in by_sample}
     parts, samples, bad, sizes = _plan(spark, cfg, by_sample)
-
-    tmp = f"{out.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
     items = [{"sample": sample, "label": labels[sample], "slices": part.to_dict()["slices"]}
              for part, sample in zip(parts, samples)]
-    task = functools.partial(ingest_task, root=tmp, tree=cfg.tree, columns_json=to_json(pipeline_columns()),
-                             schema=output_schema(), step=STEP_ENTRIES, on_bad_file=cfg.on_bad_file)
-    try:
-        prepare(tmp)
-        reports = spark.sparkContext.parallelize(items, max(1, len(items))).mapPartitions(task).collect() if items else []
+
+    with storage.staged_output(out, overwrite, MANIFEST, spark) as staged:
+        task = functools.partial(ingest_task, root=staged.uri, tree=cfg.tree, columns_json=to_json(pipeline_columns()),
+                                 schema=output_schema(), step=STEP_ENTRIES, on_bad_file=cfg.on_bad_file)
+        prepare(staged.uri)
+        with user_errors_from_tasks():
+            reports = spark.sparkContext.parallelize(items, max(1, len(items))).mapPartitions(task).collect() if items else []
         entries: dict[str, int] = {}
         for report in reports:
             entries |= report["entries"]
             bad |= report["bad"]
         if not set(entries) - set(bad):
             raise InputError("no readable input file: " + "; ".join(list(bad.values())[:3]))
-        written = commit(tmp, [f for r in reports for f in r["files"]], "label")
-    except Exception as exc:
-        discard(spark, fs, tmp)
-        user = input_error_in(exc)
-        if user is not None:
-            raise user from None
-        raise
+        written = commit(staged.uri, [f for r in reports for f in r["files"]], "label")
 
-    skipped = [{"path": redact(path), "reason": reason} for path, reason in sorted(bad.items())]
-    counts: dict[int, int] = {}
-    file_records = []
-    for sample, paths in by_sample.items():
-        value = labels[sample]
-        good = [p for p in paths if p in entries and p not in bad]
-        if not good:
-            continue
-        counts[value] = counts.get(value, 0) + sum(entries[p] for p in good)
-        file_records += [{"path": redact(p), "sample": sample, "label": value, "entries": entries[p],
-                          "bytes": sizes.get(p, -1)} for p in good]
-    if {str(k): v for k, v in counts.items() if v} != written:  # every entry of every good file, once
-        fs.delete(tmp)
-        raise RuntimeError(f"ingest wrote {written} rows per label, the inputs hold {counts}")
-    seconds = time.perf_counter() - start
-    manifest = {
-        "stage": "ingest",
-        "settings": cfg.model_dump(mode="json"),
-        "inputs": file_records,
-        "skipped": skipped,
-        "counts": {str(k): v for k, v in sorted(counts.items())},
-        "schema": json.loads(spark_schema(pipeline_columns()).add("label", "integer").add("sample", "string").json()),
-        "seconds": seconds,
-        "software": software_versions(),
-    }
-    fs.write_text(f"{tmp}/_manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    if fs.exists(out):
-        fs.delete(out)
-    fs.rename(tmp, out)
+        skipped = [{"path": redact(path), "reason": reason} for path, reason in sorted(bad.items())]
+        counts: dict[int, int] = {}
+        file_records = []
+        for sample, paths in by_sample.items():
+            value = labels[sample]
+            good = [p for p in paths if p in entries and p not in bad]
+            if not good:
+                continue
+            counts[value] = counts.get(value, 0) + sum(entries[p] for p in good)
+            file_records += [{"path": redact(p), "sample": sample, "label": value, "entries": entries[p],
+                              "bytes": sizes.get(p, -1)} for p in good]
+        if {str(k): v for k, v in counts.items() if v} != written:  # every entry of every good file, once
+            raise RuntimeError(f"ingest wrote {written} rows per label, the inputs hold {counts}")
+        seconds = time.perf_counter() - start
+        storage.write_json(staged.path(MANIFEST), {
+            "stage": "ingest",
+            "settings": cfg.model_dump(mode="json"),
+            "inputs": file_records,
+            "skipped": skipped,
+            "counts": {str(k): v for k, v in sorted(counts.items())},
+            "schema": json.loads(spark_schema(pipeline_columns()).add("label", "integer").add("sample", "string").json()),
+            "seconds": seconds,
+            "software": software_versions(),
+        })
     return IngestResult(out, counts, file_records, skipped, seconds)

@@ -15,6 +15,7 @@ so their data never passes through the JVM.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -24,6 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from topotrigger.io.storage import resolve
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
@@ -31,15 +34,6 @@ DICTIONARY_COLUMNS = ("sample", "label", "file")
 STATISTICS_COLUMNS = ("sample", "label", "file", "row", "key")
 REPORT_SCHEMA = "partition int, path string, value string, rows bigint"
 _REPORT_ARROW = pa.schema([("partition", pa.int32()), ("path", pa.string()), ("value", pa.string()), ("rows", pa.int64())])
-
-
-def filesystem(uri: str) -> tuple[pa.fs.FileSystem, str]:
-    """pyarrow's file system for `uri` (local, s3://, hdfs:// through libhdfs, gs://) and the path in it."""
-    if uri.startswith("s3a://"):  # Hadoop's name for S3 (what Spark's side of the same path uses)
-        uri = "s3://" + uri[len("s3a://"):]
-    if "://" in uri and not uri.startswith("file://"):
-        return pa.fs.FileSystem.from_uri(uri)
-    return pa.fs.LocalFileSystem(), uri.removeprefix("file://")
 
 
 def _partition_id() -> int:
@@ -55,7 +49,7 @@ class TaskOutput:
     def __init__(self, root: str, column: str | None = None, compression: str = "zstd",
                  options: dict[str, Any] | None = None) -> None:
         self.partition = _partition_id()
-        self.fs, base = filesystem(root)
+        self.fs, base = resolve(root)
         self.column = column
         self.compression = compression
         # Dictionary encoding only where values repeat: on continuous floats (most of these files) it
@@ -102,15 +96,13 @@ class TaskOutput:
 
     def abort(self) -> None:
         for writer, _ in self.writers.values():
-            try:
+            with contextlib.suppress(Exception):  # the task is failing anyway; its files are never committed
                 writer.close()
-            except Exception:  # the task is failing anyway; its files are never committed
-                pass
 
 
 def prepare(root: str) -> None:
     """Create `root/_attempts`, where the tasks' attempts write (call before starting the job)."""
-    fs, base = filesystem(root)
+    fs, base = resolve(root)
     fs.create_dir(f"{base}/_attempts", recursive=True)
 
 
@@ -128,7 +120,7 @@ def _write_task(batches: Iterator[pa.RecordBatch], root: str, column: str | None
 
 def commit(root: str, reports: Iterable[Any], partition_column: str | None = None) -> dict[str, int]:
     """Move the reported files into place, remove `_attempts`, mark `_SUCCESS`; rows per partition value."""
-    fs, base = filesystem(root)
+    fs, base = resolve(root)
     counts: dict[str, int] = {}
     fs.create_dir(base, recursive=True)
     rows = [r if isinstance(r, dict) else r.asDict() for r in reports]
@@ -146,6 +138,12 @@ def commit(root: str, reports: Iterable[Any], partition_column: str | None = Non
     return counts
 
 
+def write_empty_parquet(uri: str, schema: pa.Schema) -> None:
+    """A Parquet file with `schema` and no rows: an empty split that readers still recognise."""
+    fs, path = resolve(uri)
+    pq.write_table(schema.empty_table(), path, filesystem=fs)
+
+
 def write_parquet(df: "DataFrame", root: str, partition_column: str | None = None, compression: str = "zstd",
                   transform: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None) -> dict[str, int]:
     """Write `df` (each batch through `transform`, in the same task) under `root`, which must not exist
@@ -154,10 +152,3 @@ def write_parquet(df: "DataFrame", root: str, partition_column: str | None = Non
                              transform=transform)
     prepare(root)
     return commit(root, df.mapInArrow(task, REPORT_SCHEMA).collect(), partition_column)
-
-
-def committed_files(root: str) -> list[str]:
-    """The Parquet files of a committed output, sorted (as the file system names them)."""
-    fs, base = filesystem(root)
-    found = fs.get_file_info(pa.fs.FileSelector(base, recursive=True))
-    return sorted(f.path for f in found if f.type == pa.fs.FileType.File and f.path.endswith(".parquet"))

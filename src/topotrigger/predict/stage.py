@@ -14,28 +14,29 @@ task closure, so executors need no access to the model directory.
 from __future__ import annotations
 
 import functools
-import os
 import time
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
-from topotrigger.errors import InputError, MissingInputError, OutputExistsError
+from topotrigger.errors import InputError, MissingInputError
+from topotrigger.features import contract
 from topotrigger.features.kernels import definitions as d
 from topotrigger.features.scaling import Scaler
+from topotrigger.io import storage
 from topotrigger.io.arrow_writer import write_parquet
-from topotrigger.io.hadoop import HadoopFS, discard
+from topotrigger.io.versions import software_versions
+from topotrigger.modeldir import Scorer, load_model
+from topotrigger.runtime.spark import schemas
 from topotrigger.train.data import ANCHOR, COMPACT, Events, decode
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from topotrigger.train.saved import SavedModel
 
 
 @dataclass
@@ -48,9 +49,8 @@ class PredictResult:
 
 def _raw_events(batch: pa.RecordBatch, scaler: dict[str, Any]) -> Events:
     """Unscaled features of the features stage → the model's input, scaled as at training time."""
-    from topotrigger.features.stage import _arrays
-
-    hlf, particles, counts = _arrays(batch)
+    hlf = contract.hlf_rows(batch.column("hlf"))
+    particles, counts = contract.ragged_rows(batch.column("particles"))
     scale = Scaler(**scaler)
     return Events(scale.transform_hlf(hlf).astype(np.float32),
                   scale.transform_particles(particles, counts).astype(np.float32), counts,
@@ -59,6 +59,7 @@ def _raw_events(batch: pa.RecordBatch, scaler: dict[str, Any]) -> Events:
 
 def score_batches(batches: Iterator[pa.RecordBatch], info: dict[str, Any], weights: bytes, layout: str,
                   keys: list[str], classes: list[str], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """A Spark task: the model (as JSON-able info and weight bytes, no model directory needed) scores batches."""
     import torch
 
     from topotrigger.train.saved import SavedModel
@@ -91,34 +92,31 @@ def scale_batches(batches: Iterator[pa.RecordBatch], scaler: dict[str, Any], key
 
 def _spark_model_scores(df: "DataFrame", layout: str, keys: list[str], saved: Any, classes: list[str]) -> "DataFrame":
     from pyspark.sql import functions as F
-    from pyspark.sql.pandas.types import to_arrow_schema
-    from pyspark.sql.types import _parse_datatype_string
 
     from topotrigger.features.layouts import COMPACT_SCHEMA
 
     passthrough = [k for k in keys if k != "label"]
     if layout == "raw":
         types = {f.name: f.dataType.simpleString() for f in df.schema.fields}
-        struct = _parse_datatype_string(", ".join([f"{k} {types[k]}" for k in passthrough] + [COMPACT_SCHEMA]))
-        task = functools.partial(scale_batches, scaler=saved.info["scaler"], keys=passthrough,
-                                 schema=to_arrow_schema(struct))
+        struct, arrow_schema = schemas(", ".join([f"{k} {types[k]}" for k in passthrough] + [COMPACT_SCHEMA]))
+        task = functools.partial(scale_batches, scaler=saved.info.scaler, keys=passthrough, schema=arrow_schema)
         df = df.mapInArrow(task, struct)
     scored = saved.score(df, tuple(passthrough))
     scores = [F.col("p")[i].cast("float").alias(f"score_{c}") for i, c in enumerate(classes)]
     predicted = (F.array_position(F.col("p"), F.array_max("p")) - 1).cast("int").alias("predicted")
-    return scored.select(*passthrough, F.col("label").cast("int").alias("label"), *scores, predicted).select(
+    out: DataFrame = scored.select(*passthrough, F.col("label").cast("int").alias("label"), *scores, predicted).select(
         *keys, *[f"score_{c}" for c in classes], "predicted")
+    return out
 
 
-def _input(spark: "SparkSession", path: str, saved: "SavedModel") -> tuple["DataFrame", str, list[str]]:
+def _input(spark: "SparkSession", path: str, saved: Scorer) -> tuple["DataFrame", str, list[str]]:
     from pyspark.sql import functions as F
 
     from topotrigger.features.stage import compute_features, read_ingested
     from topotrigger.io.delphes import PIPELINE_COLLECTIONS
 
-    fs = HadoopFS(spark, path)
-    if not fs.exists(path):
-        raise MissingInputError(f"input not found: {path}")
+    if not storage.exists(path):
+        raise MissingInputError(f"input not found: {storage.redact(path)}")
     try:
         df = spark.read.parquet(path)
     except Exception as exc:
@@ -134,11 +132,11 @@ def _input(spark: "SparkSession", path: str, saved: "SavedModel") -> tuple["Data
             features = [c for c in needed if c != "label"]
             return df.select(*position, *label, *features), layout, ["file", "row", "label"]
     if set(PIPELINE_COLLECTIONS) <= names:
-        if not saved.info.get("scaler"):
+        if not saved.info.scaler:
             raise InputError(f"model {saved.name} has no saved scaler: it cannot score ingested events")
-        events = read_ingested(spark, path, fs).select("*", *position)
-        options = d.FeatureOptions(**(saved.info.get("feature_options") or {}))
-        computed = compute_features(spark, events.select(*PIPELINE_COLLECTIONS, "label", "sample",
+        events = read_ingested(spark, path).select("*", *position)
+        options = d.FeatureOptions(**(saved.info.feature_options or {}))
+        computed = compute_features(events.select(*PIPELINE_COLLECTIONS, "label", "sample",
                                                          "file", "row"), options, extra=("file", "row"))
         selected = computed.where(F.col("cut") == d.CUT_FINAL).select("file", "row", "label", "sample", "key", "hlf", "particles")
         return selected, "raw", ["file", "row", "label", "sample", "key"]
@@ -146,38 +144,32 @@ def _input(spark: "SparkSession", path: str, saved: "SavedModel") -> tuple["Data
                      f"nor ingested events (columns {', '.join(PIPELINE_COLLECTIONS)})")
 
 
-def predict(model_dir: str, input_path: str, out: str, spark: "SparkSession", overwrite: bool = False) -> PredictResult:
-    from pyspark.sql.pandas.types import to_arrow_schema
-    from pyspark.sql.types import _parse_datatype_string
+MANIFEST = "_manifest.json"
 
-    from topotrigger.evaluate.stage import class_names, load_model
+
+def predict(model_dir: str, input_path: str, out: str, spark: "SparkSession", overwrite: bool = False) -> PredictResult:
     from topotrigger.train.saved import SavedModel
 
     start = time.perf_counter()
-    input_path = input_path if "://" in input_path else os.path.abspath(input_path)
-    out = out if "://" in out else os.path.abspath(out)
+    input_path, out = storage.absolute(input_path), storage.absolute(out)
     saved = load_model(Path(model_dir))
-    fs = HadoopFS(spark, out)
-    if fs.exists(out) and not overwrite:
-        raise OutputExistsError(f"output {out} exists; pass --overwrite to replace it")
+    storage.check_output(out, overwrite, MANIFEST)
     df, layout, keys = _input(spark, input_path, saved)
-    classes = [c.replace(" ", "_") for c in class_names({"label_names": saved.info.get("label_names")})]
+    classes = [c.replace(" ", "_") for c in saved.info.class_names()]
     key_types = {"file": "string", "row": "bigint", "label": "int", "sample": "string", "key": "bigint"}
     ddl = ", ".join([f"{k} {key_types[k]}" for k in keys] + [f"score_{c} float" for c in classes] + ["predicted int"])
-    struct = _parse_datatype_string(ddl)
+    struct, arrow_schema = schemas(ddl)
     if isinstance(saved, SavedModel):
-        scorer = functools.partial(score_batches, info=saved.info, weights=saved.weights(), layout=layout, keys=keys,
-                                   classes=classes, schema=to_arrow_schema(struct))
+        scorer = functools.partial(score_batches, info=saved.info.model_dump(mode="json"), weights=saved.weights(), layout=layout, keys=keys,
+                                   classes=classes, schema=arrow_schema)
         scored = df.mapInArrow(scorer, struct)
     else:
         scored = _spark_model_scores(df, layout, keys, saved, classes)
-    tmp = f"{out.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        counts = write_parquet(scored, tmp)
-    except BaseException:
-        discard(spark, fs, tmp)
-        raise
-    if fs.exists(out):
-        fs.delete(out)
-    fs.rename(tmp, out)
-    return PredictResult(out, layout, sum(counts.values()), time.perf_counter() - start)
+    with storage.staged_output(out, overwrite, MANIFEST, spark) as staged:
+        counts = write_parquet(scored, staged.uri)
+        events = sum(counts.values())
+        storage.write_json(staged.path(MANIFEST), {
+            "stage": "predict", "model": str(Path(model_dir).resolve()), "model_name": saved.name,
+            "input": input_path, "layout": layout, "events": events, "columns": struct.fieldNames(),
+            "seconds": time.perf_counter() - start, "software": software_versions()})
+    return PredictResult(out, layout, events, time.perf_counter() - start)

@@ -111,7 +111,8 @@ def _alive(state: Path, cls: str, instance: int) -> bool:
 def _master_json(webui_port: int) -> dict[str, Any] | None:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{webui_port}/json/", timeout=2) as response:
-            return json.loads(response.read())
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
     except (OSError, ValueError):
         return None
 

@@ -16,7 +16,9 @@ from topotrigger.config import SparkConfig
 from topotrigger.runtime.java import find_java
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import SparkSession
+    from pyspark.sql.types import StructType
 
 FAST_START_JAVA_OPTS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
@@ -39,7 +41,7 @@ logger.hadoop.level = error
 """
 
 
-def spark_conf(cfg: SparkConfig, run_dir: Path, verbose: bool = False) -> dict[str, str]:
+def spark_conf(cfg: SparkConfig, run_dir: Path) -> dict[str, str]:
     """The Spark properties topotrigger sets, before the user's `spark.conf` overrides."""
     scratch = (run_dir / "spark").resolve()
     java_opts = [FAST_START_JAVA_OPTS] if cfg.fast_start else []
@@ -82,7 +84,7 @@ def get_spark(cfg: SparkConfig, run_dir: Path | str = Path("."), verbose: bool =
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
 
-    conf = spark_conf(cfg, run_dir, verbose)
+    conf = spark_conf(cfg, run_dir)
     scratch = run_dir.resolve() / "spark"
     (scratch / "scratch").mkdir(parents=True, exist_ok=True)
     # Spark puts SPARK_CONF_DIR on the driver's classpath, where log4j2 finds its configuration.
@@ -118,3 +120,15 @@ def _register_sources(spark: "SparkSession") -> None:
     from topotrigger.ingest.source import register
 
     register(spark)
+
+
+def schemas(ddl: str) -> tuple["StructType", "pa.Schema"]:
+    """A DDL row schema ("label int, hlf array<float>") as Spark's struct and as the Arrow schema its
+    `mapInArrow` batches must match exactly."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.types import DataType, StructType
+
+    struct = DataType.fromDDL(ddl)
+    if not isinstance(struct, StructType):
+        raise ValueError(f"not a row schema: {ddl}")
+    return struct, to_arrow_schema(struct)

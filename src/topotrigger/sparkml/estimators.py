@@ -1,6 +1,6 @@
 """The Spark-side models of `train --model`, with their hyperparameter defaults.
 
-All take a fixed-size vector per event: the 14 HLF (`inputs = "hlf"`), or for XGBoost optionally
+All take a fixed-size vector per event: the HLF (`inputs = "hlf"`), or for XGBoost optionally
 the HLF plus a fixed-size summary of the particle list (`"hlf+summary"`, see `inputs.py`).
 """
 
@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from topotrigger.errors import ConfigError
+from topotrigger.features.kernels.definitions import N_CLASSES
 
-N_CLASSES = 3
 DEFAULTS: dict[str, dict[str, Any]] = {
     "mllib-rf": {"num_trees": 100, "max_depth": 10},
     "mllib-gbt": {"max_iter": 50, "max_depth": 5, "step_size": 0.1},
-    # The HLF DNN's layer sizes (DESIGN.md section 4), trained by Spark's own L-BFGS.
+    # The HLF DNN's layer sizes (docs/training.md), trained by Spark's own L-BFGS.
     "mllib-mlp": {"nh1": 50, "nh2": 20, "nh3": 10, "max_iter": 200, "block_size": 128},
     "xgboost": {"n_estimators": 200, "max_depth": 6, "learning_rate": 0.1},
 }
@@ -38,8 +38,7 @@ def check_inputs(name: str, inputs: str) -> None:
 
 
 def build(name: str, params: dict[str, Any], n_inputs: int, seed: int, parallelism: int) -> Any:
-    from pyspark.ml.classification import (GBTClassifier, MultilayerPerceptronClassifier, OneVsRest,
-                                           RandomForestClassifier)
+    from pyspark.ml.classification import GBTClassifier, MultilayerPerceptronClassifier, OneVsRest, RandomForestClassifier
 
     p = model_params(name, params)
     if name == "mllib-rf":

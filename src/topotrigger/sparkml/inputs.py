@@ -1,7 +1,7 @@
 """Fixed-size input vectors for the Spark models, from either training layout.
 
-`hlf`: the 14 scaled HLF. `hlf+summary`: the HLF, the number of particles, and the mean and standard
-deviation over the event's particles of each of the 19 (scaled) particle features: 14 + 1 + 38 = 53.
+`hlf`: the scaled HLF. `hlf+summary`: the HLF, the number of particles, and the mean and standard
+deviation over the event's particles of each (scaled) particle feature: 14 + 1 + 2 × 19 = 53.
 """
 
 from __future__ import annotations
@@ -13,16 +13,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from topotrigger.features.kernels.definitions import N_HLF, N_PARTICLE_FEATURES
 from topotrigger.train.data import ANCHOR, COMPACT, decode, detect_layout
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-N_SUMMARY = 1 + 2 * 19
+N_SUMMARY = 1 + 2 * N_PARTICLE_FEATURES
 
 
 def width(inputs: str) -> int:
-    return 14 + (N_SUMMARY if inputs == "hlf+summary" else 0)
+    return N_HLF + (N_SUMMARY if inputs == "hlf+summary" else 0)
 
 
 def summary(particles: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -54,13 +55,14 @@ def vector_batches(batches: Iterator[pa.RecordBatch], layout: str, inputs: str, 
 def vectors(df: "DataFrame", inputs: str, keys: tuple[str, ...] = ()) -> "DataFrame":
     """`df` (a training layout) → keys, `features` (an ML vector) and `label` (double)."""
     from pyspark.ml.functions import array_to_vector
-    from pyspark.sql.pandas.types import to_arrow_schema
-    from pyspark.sql.types import _parse_datatype_string
+    from pyspark.sql import functions as F
+
+    from topotrigger.runtime.spark import schemas
 
     layout = detect_layout(pa.schema([pa.field(n, pa.null()) for n in df.columns]), "input")
     needed = [c for c in (COMPACT if layout == "compact" else ANCHOR) if c not in keys]
     types = {f.name: f.dataType.simpleString() for f in df.schema.fields}
-    struct = _parse_datatype_string(", ".join([f"{k} {types[k]}" for k in keys] + ["x array<double>", "label double"]))
-    task = functools.partial(vector_batches, layout=layout, inputs=inputs, keys=list(keys), schema=to_arrow_schema(struct))
+    struct, arrow_schema = schemas(", ".join([f"{k} {types[k]}" for k in keys] + ["x array<double>", "label double"]))
+    task = functools.partial(vector_batches, layout=layout, inputs=inputs, keys=list(keys), schema=arrow_schema)
     out = df.select(*keys, *needed).mapInArrow(task, struct)
-    return out.select(*keys, array_to_vector("x").alias("features"), "label")
+    return out.select(*keys, array_to_vector(F.col("x")).alias("features"), "label")

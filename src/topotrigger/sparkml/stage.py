@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -18,7 +17,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from topotrigger.errors import InputError, MissingInputError
+from topotrigger.features.contract import dataset_metadata
+from topotrigger.io import storage
 from topotrigger.io.atomic import write_json
+from topotrigger.modeldir import (
+    CHECKPOINT,
+    DERIVED,
+    HISTORY,
+    INFO,
+    SPARK_MODEL,
+    WEIGHTS,
+    ModelInfo,
+    check_feature_definitions,
+    dataset_info,
+    is_spark_model,
+    read_info,
+    write_info,
+)
 from topotrigger.sparkml import estimators, inputs
 from topotrigger.train.metrics import classification_metrics
 
@@ -33,43 +48,43 @@ def _probabilities(scored: "DataFrame", name: str) -> "DataFrame":
     from pyspark.sql import functions as F
 
     if name == "mllib-gbt":
-        raw = vector_to_array("rawPrediction")
+        raw = vector_to_array(F.col("rawPrediction"))
         top = F.array_max(raw)
         exp = F.transform(raw, lambda v: F.exp(v - top))
         total = F.aggregate(exp, F.lit(0.0), lambda acc, v: acc + v)
         return scored.withColumn("p", F.transform(exp, lambda v: v / total))
-    return scored.withColumn("p", vector_to_array("probability"))
+    return scored.withColumn("p", vector_to_array(F.col("probability")))
 
 
 @dataclass
 class SparkSavedModel:
-    info: dict[str, Any]
+    info: ModelInfo
     model: Any
 
     @property
     def name(self) -> str:
-        return str(self.info["model"])
+        return self.info.model
 
     @classmethod
     def load(cls, model_dir: str | Path) -> "SparkSavedModel":
         model_dir = Path(model_dir)
-        if not (model_dir / "model.json").is_file() or not (model_dir / "sparkml").is_dir():
-            raise MissingInputError(f"{model_dir} lacks model.json or sparkml/: is it the output of `topotrigger train`?")
-        info = json.loads((model_dir / "model.json").read_text())
-        return cls(info, estimators.model_class(info["model"]).load(str(model_dir / "sparkml")))
+        if not (model_dir / INFO).is_file() or not is_spark_model(model_dir):
+            raise MissingInputError(f"{model_dir} lacks {INFO} or {SPARK_MODEL}/: is it the output of `topotrigger train`?")
+        info = read_info(model_dir)
+        return cls(info, estimators.model_class(info.model).load(str(model_dir / SPARK_MODEL)))
 
     def check_dataset(self, metadata: dict[str, Any], where: str) -> None:
-        from topotrigger.train.saved import check_feature_definitions
-
         check_feature_definitions(self.info, metadata, where)
 
     def score(self, df: "DataFrame", keys: tuple[str, ...] = ()) -> "DataFrame":
         """keys, label (double) and `p` (array<double>, per-class scores) for a training-layout DataFrame."""
-        scored = self.model.transform(inputs.vectors(df, self.info.get("inputs", "hlf"), keys))
+        scored = self.model.transform(inputs.vectors(df, self.info.inputs, keys))
         return _probabilities(scored, self.name).select(*keys, "label", "p")
 
-    def probabilities(self, spark: "SparkSession", path: str) -> tuple[np.ndarray, np.ndarray]:
-        rows = self.score(spark.read.parquet(path)).toPandas()
+    def dataset_scores(self, path: str, spark: "SparkSession | None") -> tuple[np.ndarray, np.ndarray]:
+        if spark is None:
+            raise InputError("Spark ML / XGBoost models need a Spark session to be scored")
+        rows: Any = self.score(spark.read.parquet(path)).toPandas()
         if rows.empty:
             raise InputError(f"{path} holds no events to evaluate")
         return np.stack(rows["p"].to_numpy()), rows["label"].to_numpy().astype(np.int64)
@@ -83,14 +98,10 @@ def train_spark_model(name: str, params: dict[str, Any], data_dir: str, out_dir:
 
 def fit_and_save(name: str, params: dict[str, Any], data_dir: str, out_dir: str, spark: "SparkSession",
                  input_kind: str = "hlf", seed: int = 7) -> tuple[SparkSavedModel, dict[str, Any]]:
-    from topotrigger.train.stage import dataset_digest
-
     estimators.check_inputs(name, input_kind)
     full = estimators.model_params(name, params)
-    if "://" not in data_dir and not Path(data_dir, "train").exists():
-        raise MissingInputError(f"{data_dir} has no train/ split: is it the output of `topotrigger features`?")
-    metadata_path = Path(data_dir, "metadata.json")
-    metadata = json.loads(metadata_path.read_text()) if metadata_path.is_file() else {}
+    data_dir = storage.absolute(data_dir)
+    metadata = dataset_metadata(data_dir)
     train_df = inputs.vectors(spark.read.parquet(f"{data_dir}/train"), input_kind).cache()
     n_train = train_df.count()
     if n_train == 0:
@@ -104,28 +115,26 @@ def fit_and_save(name: str, params: dict[str, Any], data_dir: str, out_dir: str,
 
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("model.pt", "checkpoint.pt", "model.onnx", "model.onnx.json"):
+    for stale in (WEIGHTS, CHECKPOINT, *DERIVED):
         (out / stale).unlink(missing_ok=True)  # a PyTorch model of the same name must not linger
-    tmp = out / f".sparkml.tmp-{os.getpid()}"
+    tmp = out / f".{SPARK_MODEL}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     fitted.write().overwrite().save(str(tmp))
-    shutil.rmtree(out / "sparkml", ignore_errors=True)
-    os.replace(tmp, out / "sparkml")
+    shutil.rmtree(out / SPARK_MODEL, ignore_errors=True)
+    os.replace(tmp, out / SPARK_MODEL)
 
-    info = {"model": name, "params": full, "inputs": input_kind, "dataset": data_dir, "layout": None,
-            "hlf_names": metadata.get("hlf_names"), "particle_names": metadata.get("particle_names"),
-            "label_names": metadata.get("label_names"), "scaler": metadata.get("scaler"),
-            "feature_options": metadata.get("options"), "dataset_digest": dataset_digest(metadata),
-            "settings": {"model": name, "seed": seed, "inputs": input_kind, "params": full}, "workers": parallelism}
-    write_json(out / "model.json", info)
+    info = ModelInfo(model=name, framework="spark", params=full, inputs=input_kind, dataset=data_dir,
+                     settings={"model": name, "seed": seed, "inputs": input_kind, "params": full}, workers=parallelism,
+                     **dataset_info(metadata))
+    write_info(out, info)
     saved = SparkSavedModel(info, fitted)
-    probabilities, labels = saved.probabilities(spark, f"{data_dir}/test")
+    probabilities, labels = saved.dataset_scores(f"{data_dir}/test", spark)
     val = classification_metrics(probabilities, labels)
-    history = {"settings": info["settings"], "params": full, "world_size": parallelism,
+    history = {"settings": info.settings, "params": full, "world_size": parallelism,
                "epochs": [{"epoch": 0, "train_loss": None, "val_loss": _log_loss(probabilities, labels),
                            "val_accuracy": val["accuracy"], "val_auc": val["auc"], "seconds": seconds,
                            "events_per_s": n_train / seconds, "lr": None}]}
-    write_json(out / "history.json", history)
+    write_json(out / HISTORY, history)
     return saved, history
 
 

@@ -13,41 +13,27 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
-from topotrigger.errors import InputError, MissingInputError
+from topotrigger.errors import InputError
+from topotrigger.features import contract
+from topotrigger.features.kernels.definitions import N_PARTICLE_FEATURES as N_FEATURES
+from topotrigger.io import storage
 
-N_HLF, N_FEATURES = 14, 19
 COMPACT = ("label", "hlf", "particles")
 ANCHOR = ("HLF_input", "GRU_input", "encoded_label")
 
 
 @dataclass
 class Batch:
-    hlf: torch.Tensor        # [B, 14] float32
-    particles: torch.Tensor  # [B, L, 19] float32, L = longest event of the batch
+    hlf: torch.Tensor        # [B, N_HLF] float32
+    particles: torch.Tensor  # [B, L, N_FEATURES] float32, L = longest event of the batch
     lengths: torch.Tensor    # [B] int64
     labels: torch.Tensor     # [B] int64
 
     def to(self, device: torch.device | str) -> "Batch":
         return Batch(self.hlf.to(device), self.particles.to(device), self.lengths.to(device), self.labels.to(device))
-
-
-def parquet_files(path: str) -> tuple[list[str], pa.fs.FileSystem]:
-    filesystem, root = pa.fs.FileSystem.from_uri(path) if "://" in path else (pa.fs.LocalFileSystem(), path)
-    info = filesystem.get_file_info(root)
-    if info.type == pa.fs.FileType.NotFound:
-        raise MissingInputError(f"dataset not found: {path}")
-    if info.type == pa.fs.FileType.File:
-        return [root], filesystem
-    selector = pa.fs.FileSelector(root, recursive=True)
-    files = sorted(f.path for f in filesystem.get_file_info(selector)
-                   if f.path.endswith(".parquet") and not any(p.startswith(("_", ".")) for p in f.path.split("/")))
-    if not files:
-        raise InputError(f"no Parquet files in {path}")
-    return files, filesystem
 
 
 def detect_layout(schema: pa.Schema, path: str) -> str:
@@ -60,34 +46,10 @@ def detect_layout(schema: pa.Schema, path: str) -> str:
                      f"(compact) or {', '.join(ANCHOR)} (2020 anchor); found {', '.join(schema.names)}")
 
 
-def _vectors(column: pa.ChunkedArray | pa.Array, width: int, name: str) -> np.ndarray:
-    """(n, width) from list<number> or a Spark ML vector struct<type, size, indices, values>."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    if pa.types.is_struct(column.type):
-        kind = column.field("type").to_numpy(zero_copy_only=False)
-        values, indices = column.field("values"), column.field("indices")
-        out = np.zeros((len(column), width), dtype=np.float32)
-        dense = np.flatnonzero(kind == 1)
-        if len(dense):
-            out[dense] = pc.list_flatten(values.take(dense)).to_numpy(zero_copy_only=False).reshape(len(dense), width)
-        sparse = np.flatnonzero(kind == 0)  # sparse vectors (e.g. one-hot labels)
-        if len(sparse):
-            taken = values.take(sparse)
-            rows = np.repeat(sparse, pc.list_value_length(taken).to_numpy(zero_copy_only=False))
-            cols = pc.list_flatten(indices.take(sparse)).to_numpy(zero_copy_only=False)
-            out[rows, cols] = pc.list_flatten(taken).to_numpy(zero_copy_only=False)
-        return out
-    flat = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(np.float32)
-    if flat.size != len(column) * width:
-        raise InputError(f"column {name} has {flat.size // max(len(column), 1)} values per row, expected {width}")
-    return flat.reshape(len(column), width)
-
-
 @dataclass
 class Events:
-    hlf: np.ndarray        # (n, 14)
-    particles: np.ndarray  # (total, 19)
+    hlf: np.ndarray        # (n, N_HLF)
+    particles: np.ndarray  # (total, N_FEATURES)
     counts: np.ndarray     # (n,)
     labels: np.ndarray     # (n,)
 
@@ -95,30 +57,17 @@ class Events:
 def decode(table: pa.Table, layout: str, with_particles: bool, path: str = "") -> Events:
     n = table.num_rows
     if layout == "compact":
-        hlf = _vectors(table.column("hlf"), N_HLF, "hlf")
+        hlf = contract.hlf_rows(table.column("hlf"))
         labels = table.column("label").to_numpy().astype(np.int64)
-        if with_particles:
-            col = table.column("particles").combine_chunks()
-            counts = pc.list_value_length(col).to_numpy(zero_copy_only=False).astype(np.int64)
-            particles = pc.list_flatten(pc.list_flatten(col)).to_numpy(zero_copy_only=False).astype(np.float32)
-            particles = particles.reshape(-1, N_FEATURES)
-        else:
-            counts, particles = np.zeros(n, dtype=np.int64), np.zeros((0, N_FEATURES), np.float32)
     else:
-        hlf = _vectors(table.column("HLF_input"), N_HLF, "HLF_input")
-        labels = np.argmax(_vectors(table.column("encoded_label"), 3, "encoded_label"), axis=1).astype(np.int64)
-        if with_particles:
-            col = table.column("GRU_input").combine_chunks()
-            steps = pc.list_value_length(col).to_numpy(zero_copy_only=False)
-            padded = pc.list_flatten(pc.list_flatten(col)).to_numpy(zero_copy_only=False).astype(np.float32)
-            if len(steps) and (np.any(steps != steps[0]) or padded.size != n * steps[0] * N_FEATURES):
-                raise InputError(f"GRU_input of {path} is not a fixed {N_FEATURES}-feature padded sequence")
-            padded = padded.reshape(n, int(steps[0]) if n else 0, N_FEATURES)
-            real = np.any(padded != 0, axis=2)  # zero rows are padding, at the end of each sequence
-            counts = np.where(real.any(axis=1), real.shape[1] - np.argmax(real[:, ::-1], axis=1), 0).astype(np.int64)
-            particles = padded[np.arange(padded.shape[1])[None, :] < counts[:, None]]
-        else:
-            counts, particles = np.zeros(n, dtype=np.int64), np.zeros((0, N_FEATURES), np.float32)
+        hlf = contract.hlf_rows(table.column("HLF_input"), "HLF_input")
+        labels = contract.one_hot_labels(table.column("encoded_label"))
+    if not with_particles:
+        counts, particles = np.zeros(n, dtype=np.int64), np.zeros((0, N_FEATURES), np.float32)
+    elif layout == "compact":
+        particles, counts = contract.ragged_rows(table.column("particles"))
+    else:
+        particles, counts = contract.padded_rows(table.column("GRU_input"), path)
     return Events(hlf.astype(np.float32), particles, counts, labels)
 
 
@@ -151,7 +100,7 @@ def _take(events: Events, index: np.ndarray) -> Events:
     return Events(events.hlf[index], events.particles[source], events.counts[index], events.labels[index])
 
 
-class ParquetEvents(torch.utils.data.IterableDataset):
+class ParquetEvents(torch.utils.data.IterableDataset["Batch"]):
     """Batches of one epoch of a training-layout Parquet dataset, for one rank."""
 
     def __init__(self, path: str, batch_size: int, rank: int = 0, world: int = 1, shuffle: bool = True,
@@ -160,7 +109,7 @@ class ParquetEvents(torch.utils.data.IterableDataset):
         self.path, self.batch_size, self.rank, self.world = path, batch_size, rank, world
         self.shuffle, self.buffer_events, self.seed, self.with_particles = shuffle, buffer_events, seed, with_particles
         self.epoch = 0
-        files, self.filesystem = parquet_files(path)
+        self.filesystem, files = storage.parquet_files(path)
         self.units: list[tuple[str, int, int, int]] = []
         layout = None
         for f in files:

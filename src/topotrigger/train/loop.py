@@ -8,6 +8,7 @@ docs/training.md), a common rule for Adam.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from topotrigger.errors import UserError
+from topotrigger.errors import ConfigError, UserError
 from topotrigger.io.atomic import atomic_path, remove_stale_temporaries, write_json
 from topotrigger.train.data import ParquetEvents
 from topotrigger.train.metrics import classification_metrics
@@ -71,17 +72,29 @@ def evaluate(model: nn.Module, data: ParquetEvents, device: torch.device) -> tup
     return sum(losses) / max(len(y), 1), classification_metrics(p, y), p, y
 
 
+# What a checkpoint must share with the run resuming it: the network's shape and how it is optimised.
+# (The number of epochs may grow: resuming to train longer is the point.)
+RESUME_KEYS = ("model", "params", "batch_size", "lr", "seed")
+
+
+def _arguments(settings: TrainSettings, params: dict[str, Any]) -> dict[str, Any]:
+    return {"model": settings.model, "params": params, "batch_size": settings.batch_size, "lr": settings.lr,
+            "seed": settings.seed}
+
+
 def _save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                     epoch: int, step: int, best: float, bad_epochs: int) -> None:
+                     epoch: int, step: int, best: float, bad_epochs: int, arguments: dict[str, Any],
+                     settings: TrainSettings) -> None:
     state = {"model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict(), "epoch": epoch, "step": step, "best_val_loss": best,
-             "bad_epochs": bad_epochs}
+             "bad_epochs": bad_epochs, "arguments": arguments, "settings": asdict(settings)}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model
+    inner = getattr(model, "module", model)
+    return inner if isinstance(inner, nn.Module) else model
 
 
 def run_training(settings: TrainSettings, data_dir: str, out_dir: str, resume: bool = False, gpu: bool = False,
@@ -104,8 +117,10 @@ def run_training(settings: TrainSettings, data_dir: str, out_dir: str, resume: b
     checkpoint = out / "checkpoint.pt"
     history: list[dict[str, Any]] = []
     start_epoch, step, best, bad_epochs = 0, 0, math.inf, 0
+    arguments = _arguments(settings, params)
     if resume and checkpoint.is_file():
         state = torch.load(checkpoint, map_location=device, weights_only=True)
+        check_resumable(state, arguments, checkpoint)
         _unwrap(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -122,8 +137,8 @@ def run_training(settings: TrainSettings, data_dir: str, out_dir: str, resume: b
         train.set_epoch(epoch)
         model.train()
         seen, total_loss, t0 = 0, 0.0, time.perf_counter()
-        join = model.join() if world > 1 else _nothing()
-        progress = _progress(not quiet and rank == 0, f"epoch {epoch}", math.ceil(train.num_events / world / settings.batch_size))
+        join = model.join() if isinstance(model, nn.parallel.DistributedDataParallel) else contextlib.nullcontext()
+        progress = _Bar(not quiet and rank == 0, f"epoch {epoch}", math.ceil(train.num_events / world / settings.batch_size))
         with join, progress as bar:
             for batch in train:
                 batch = batch.to(device)
@@ -132,14 +147,15 @@ def run_training(settings: TrainSettings, data_dir: str, out_dir: str, resume: b
                 if not torch.isfinite(loss):
                     raise DivergedError(f"training diverged at epoch {epoch}, step {step} (loss {loss.item()}); "
                                         f"the last good checkpoint is {checkpoint}; try a smaller --lr")
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 optimizer.step()
                 step += 1
                 seen += len(batch.labels)
                 total_loss += loss.item() * len(batch.labels)
                 bar.advance(seen * world / max(time.perf_counter() - t0, 1e-9))
                 if rank == 0 and settings.checkpoint_every_steps and step % settings.checkpoint_every_steps == 0:
-                    _save_checkpoint(checkpoint, model, optimizer, scheduler, epoch - 1, step, best, bad_epochs)
+                    _save_checkpoint(checkpoint, model, optimizer, scheduler, epoch - 1, step, best, bad_epochs,
+                                     arguments, settings)
         seconds = time.perf_counter() - t0
         val_loss, val_metrics, _, _ = evaluate(_unwrap(model), val, device)
         scheduler.step(val_loss)
@@ -154,7 +170,7 @@ def run_training(settings: TrainSettings, data_dir: str, out_dir: str, resume: b
             if improved:
                 with atomic_path(out / "model.pt") as tmp:
                     torch.save(_unwrap(model).state_dict(), tmp)
-            _save_checkpoint(checkpoint, model, optimizer, scheduler, epoch, step, best, bad_epochs)
+            _save_checkpoint(checkpoint, model, optimizer, scheduler, epoch, step, best, bad_epochs, arguments, settings)
             write_json(out / "history.json", {"settings": asdict(settings), "params": params, "world_size": world,
                                              "epochs": history})
             if not quiet:
@@ -172,6 +188,18 @@ def run_training(settings: TrainSettings, data_dir: str, out_dir: str, resume: b
     return result
 
 
+def check_resumable(state: dict[str, Any], arguments: dict[str, Any], path: Path) -> None:
+    """Refuse, in one line, to resume a checkpoint written for another model or other hyperparameters."""
+    saved = state.get("arguments")
+    if saved is None:
+        raise ConfigError(f"{path} records no model arguments (written by an older version): "
+                        "train without --resume, or into another --out")
+    differ = [f"{k} {saved.get(k)!r} -> {arguments[k]!r}" for k in RESUME_KEYS if saved.get(k) != arguments[k]]
+    if differ:
+        raise ConfigError(f"cannot resume {path}: it was written with other settings ({'; '.join(differ)}); "
+                        "train without --resume, or into another --out")
+
+
 class _Bar:
     """A rich progress bar over the batches of an epoch, with throughput; silent when not shown."""
 
@@ -187,20 +215,8 @@ class _Bar:
         self.progress.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.progress.__exit__(*exc)
 
     def advance(self, rate: float) -> None:
         self.progress.update(self.task, advance=1, rate=rate)
-
-
-def _progress(show: bool, description: str, total: int) -> _Bar:
-    return _Bar(show, description, total)
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

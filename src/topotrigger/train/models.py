@@ -1,7 +1,8 @@
 """The classifiers of DESIGN.md section 4. Particle sequences are processed at their real length
 (packed GRU sequences, attention masks), never as 801 padded steps.
 
-Every model takes (hlf [B, 14], particles [B, L, 19], lengths [B]) and returns logits [B, 3].
+Every model takes (hlf [B, N_HLF], particles [B, L, N_FEATURES], lengths [B]) and returns logits
+[B, N_CLASSES], with the sizes of the feature contract (`features.kernels.definitions`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-N_HLF, N_FEATURES, N_CLASSES = 14, 19, 3
+from topotrigger.features.kernels.definitions import N_CLASSES, N_HLF
+from topotrigger.features.kernels.definitions import N_PARTICLE_FEATURES as N_FEATURES
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "hlf": {"nh1": 50, "nh2": 20, "nh3": 10},
@@ -31,19 +33,22 @@ class HLFClassifier(nn.Module):
                                  nn.Linear(nh2, nh3), nn.ReLU(), nn.Linear(nh3, N_CLASSES))
 
     def forward(self, hlf: torch.Tensor, particles: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.net(hlf)
+        logits: torch.Tensor = self.net(hlf)
+        return logits
 
 
 def _last_gru_state(gru: nn.GRU, particles: torch.Tensor, lengths: torch.Tensor, packed: bool) -> torch.Tensor:
     lengths = lengths.clamp(min=1)
     if packed:
         _, h = gru(pack_padded_sequence(particles, lengths.cpu(), batch_first=True, enforce_sorted=False))
-        return h[-1]
+        last: torch.Tensor = h[-1]
+        return last
     # Exporters cannot trace packed sequences. The GRU is causal, so its output at step length-1 of
     # the padded sequence is the packed final state (more work, same numbers).
     out, _ = gru(particles)
     index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, out.shape[2])
-    return out.gather(1, index).squeeze(1)
+    state: torch.Tensor = out.gather(1, index).squeeze(1)
+    return state
 
 
 class _SequenceModel(nn.Module):
@@ -57,7 +62,8 @@ class ParticleGRU(_SequenceModel):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, N_CLASSES))
 
     def forward(self, hlf: torch.Tensor, particles: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.head(_last_gru_state(self.gru, particles, lengths, self.packed))
+        logits: torch.Tensor = self.head(_last_gru_state(self.gru, particles, lengths, self.packed))
+        return logits
 
 
 class InclusiveClassifier(_SequenceModel):
@@ -69,7 +75,8 @@ class InclusiveClassifier(_SequenceModel):
 
     def forward(self, hlf: torch.Tensor, particles: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         state = _last_gru_state(self.gru, particles, lengths, self.packed)
-        return self.head(torch.cat([state, self.hlf_dropout(hlf)], dim=1))
+        logits: torch.Tensor = self.head(torch.cat([state, self.hlf_dropout(hlf)], dim=1))
+        return logits
 
 
 class TransformerClassifier(nn.Module):
@@ -86,7 +93,8 @@ class TransformerClassifier(nn.Module):
         encoded = self.encoder(self.embed(particles), src_key_padding_mask=padding)
         keep = (~padding).unsqueeze(-1).to(encoded.dtype)
         pooled = (encoded * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1.0)  # mean over real particles
-        return self.head(torch.cat([pooled, hlf], dim=1))
+        logits: torch.Tensor = self.head(torch.cat([pooled, hlf], dim=1))
+        return logits
 
 
 _CLASSES = {"hlf": HLFClassifier, "particle": ParticleGRU, "inclusive": InclusiveClassifier,
@@ -104,7 +112,8 @@ def model_params(name: str, overrides: dict[str, Any] | None = None) -> dict[str
 
 
 def build_model(name: str, params: dict[str, Any] | None = None) -> nn.Module:
-    return _CLASSES[name](**model_params(name, params))
+    module: nn.Module = _CLASSES[name](**model_params(name, params))
+    return module
 
 
 def exportable(model: nn.Module) -> nn.Module:

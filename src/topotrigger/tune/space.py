@@ -6,7 +6,6 @@ training settings; every other name is a model hyperparameter (`train.models.DEF
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from topotrigger.errors import ConfigError
+from topotrigger.io.manifest import digest
 from topotrigger.train.models import DEFAULTS, MODELS
 
 TRAINING_KEYS = ("batch_size", "epochs", "lr")
@@ -73,8 +73,7 @@ def random_trials(space: dict[str, list[Any]], n: int, seed: int) -> list[dict[s
 
 def trial_id(params: dict[str, Any], context: dict[str, Any]) -> str:
     """Names a trial by everything that determines its result, so a rerun recognises finished trials."""
-    text = json.dumps({"params": params, **context}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return digest({"params": params, **context})[:16]
 
 
 def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

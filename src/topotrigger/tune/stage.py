@@ -23,9 +23,11 @@ import pandas as pd
 from topotrigger._optional import require
 from topotrigger.config import TuneConfig
 from topotrigger.errors import ConfigError, InputError
+from topotrigger.io import storage
 from topotrigger.io.atomic import atomic_path, write_json
+from topotrigger.io.manifest import digest
 from topotrigger.train.loop import TrainSettings
-from topotrigger.train.stage import check_inputs, dataset_digest
+from topotrigger.train.stage import check_inputs
 from topotrigger.tune.space import grid, load_space, random_trials, split_params, trial_id
 from topotrigger.tune.trial import run_trials
 
@@ -44,7 +46,7 @@ class TuneResult:
 def _job(cfg: TuneConfig, data_dir: str, defaults: TrainSettings, metadata: dict[str, Any]) -> dict[str, Any]:
     return {"model": cfg.model, "data_dir": data_dir, "sample_fraction": cfg.sample_fraction,
             "min_sample_events": cfg.min_sample_events, "seed": cfg.seed, "epochs": defaults.epochs,
-            "batch_size": defaults.batch_size, "lr": defaults.lr, "dataset_digest": dataset_digest(metadata)}
+            "batch_size": defaults.batch_size, "lr": defaults.lr, "dataset_digest": digest(metadata)}
 
 
 def _run_wave(spark: "SparkSession", wave: list[dict[str, Any]], job: dict[str, Any]) -> list[dict[str, Any]]:
@@ -79,7 +81,7 @@ def tune(cfg: TuneConfig, data_dir: str, out_dir: str, spark: "SparkSession", sp
          defaults: TrainSettings | None = None, progress: Any = None) -> TuneResult:
     space = load_space(cfg.model, space_spec)
     defaults = defaults or TrainSettings(model=cfg.model)
-    data_dir = data_dir if "://" in data_dir else str(Path(data_dir).resolve())
+    data_dir = storage.absolute(data_dir)
     info = check_inputs(TrainSettings(model=cfg.model), data_dir)
     job = _job(cfg, data_dir, defaults, info["metadata"])
     out = Path(out_dir).resolve()

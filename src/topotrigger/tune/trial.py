@@ -7,7 +7,6 @@ training and validation events; the test split is never looked at while tuning.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,15 +22,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from topotrigger.train.data import parquet_files
+from topotrigger.io import storage
+from topotrigger.io.manifest import digest
 
 VALIDATION_SHARE = 0.2
 
 
 def sample_dataset(data_dir: str, fraction: float, min_events: int, seed: int, cache_root: str | None = None) -> Path:
-    files, filesystem = parquet_files(f"{data_dir}/train")
+    filesystem, files = storage.parquet_files(f"{data_dir}/train")
     sizes = [filesystem.get_file_info(f).size for f in files]
-    key = hashlib.sha256(json.dumps([data_dir, files, sizes, fraction, min_events, seed]).encode()).hexdigest()[:16]
+    key = digest([data_dir, files, sizes, fraction, min_events, seed])[:16]
     target = Path(cache_root or tempfile.gettempdir()) / "topotrigger-tune-cache" / key
     if (target / "_SUCCESS").is_file():
         return target
@@ -82,7 +82,7 @@ def run_trial(trial: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         record.update(status="ok", reason="", val_loss=best["val_loss"], val_accuracy=best["val_accuracy"],
                       val_auc=best["val_auc"], mean_val_auc=float(np.nanmean(best["val_auc"])),
                       epochs_run=len(history["epochs"]), best_epoch=best["epoch"])
-    except Exception as exc:  # noqa: BLE001 - a failed trial is data, not a crash of the search
+    except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         record.update(status="failed", reason=f"{type(exc).__name__}: {reason}"[:500],
                       traceback=traceback.format_exc(limit=3)[-2000:])

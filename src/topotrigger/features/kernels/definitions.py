@@ -1,4 +1,4 @@
-"""The feature definitions of DESIGN.md section 2: names, cuts and options."""
+"""The feature contract: names (and from them sizes and indices), cuts and options (docs/physics.md)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ PARTICLE_NAMES: tuple[str, ...] = ("E", "Px", "Py", "Pz", "Pt", "Eta", "Phi", "v
                                    "ChPFIso", "GammaPFIso", "NeuPFIso", "isChHad", "isNeuHad", "isGamma",
                                    "isEle", "isMu", "Charge")
 N_HLF, N_PARTICLE_FEATURES = len(HLF_NAMES), len(PARTICLE_NAMES)
+# Where each feature sits in an event's HLF vector or a particle's row: code names features, not positions.
+HLF_INDEX: dict[str, int] = {name: i for i, name in enumerate(HLF_NAMES)}
+PARTICLE_INDEX: dict[str, int] = {name: i for i, name in enumerate(PARTICLE_NAMES)}
+N_CLASSES = 3  # qcd, ttbar, wjets: the labels 0, 1, 2 of every dataset and the outputs of every model
 
 ISO_CONE = 0.3
 ISO_TRACK_MIN_PT = 0.5

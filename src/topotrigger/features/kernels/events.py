@@ -212,10 +212,9 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
                 own = _own_track(l_eta[i], l_phi[i], t0, t1, t_eta, t_phi)
                 ch, ga, ne = _cones(l_eta[i], l_phi[i], nt, npho, nneu, v_eta, v_phi, v_pt, v_idx, own, -1, -1)
                 ch, ga, ne = ch / l_pt[i], ga / l_pt[i], ne / l_pt[i]
-                if ch + ga + ne < d.LEPTON_MAX_ISO:
-                    if best[flavour] < 0 or l_pt[i] > l_pt[best[flavour]]:
-                        best[flavour] = i
-                        best_iso[flavour, 0], best_iso[flavour, 1], best_iso[flavour, 2] = ch, ga, ne
+                if ch + ga + ne < d.LEPTON_MAX_ISO and (best[flavour] < 0 or l_pt[i] > l_pt[best[flavour]]):
+                    best[flavour] = i
+                    best_iso[flavour, 0], best_iso[flavour, 1], best_iso[flavour, 2] = ch, ga, ne
         if any_pt:
             cut[ev] = d.CUT_PT
         if best[0] < 0 and best[1] < 0:
