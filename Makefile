@@ -21,6 +21,8 @@ demo: $(STAMP)
 	$(BIN)/topotrigger --fast-start run
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

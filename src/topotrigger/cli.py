@@ -262,14 +262,9 @@ def tune(
                       _spark(state, cfg), space, _train_defaults(cfg))
     print_tune(console, result)
     if mlflow:
-        from topotrigger.tracking import log_run
+        from topotrigger.tracking import log_tune
 
-        ok = [t for t in result.trials if t["status"] == "ok"]
-        log_run(mlflow, cfg.run_dir, "tune", f"tune {cfg.tune.model}", cfg.tune.model_dump(mode="json"),
-                metrics={"trials": len(result.trials), "failed": len(result.trials) - len(ok),
-                         "best_val_loss": result.best["val_loss"] if result.best else None},
-                series=[{"val_loss": t["val_loss"], "mean_val_auc": t["mean_val_auc"]} for t in ok],
-                artifacts=[result.out / n for n in ("trials.csv", "best.json", "tune.png")])
+        log_tune(mlflow, cfg.run_dir, cfg.tune.model_dump(mode="json"), result)
 
 
 def _train_defaults(cfg: Config) -> TrainSettings:
@@ -298,13 +293,12 @@ def train(
     mlflow: Annotated[str | None, typer.Option(help="Log to MLflow at this tracking URI ('local': RUN_DIR/mlflow.db); needs the mlflow extra.")] = None,
 ) -> None:
     """Train a classifier on a features dataset, in-process or distributed on Spark."""
+    from topotrigger.sparkml.estimators import SPARK_MODELS
     from topotrigger.train.loop import TrainSettings
-    from topotrigger.train.stage import train as run_train
+    from topotrigger.train.models import MODELS
+    from topotrigger.train.stage import train_model
 
     state = _state(ctx)
-    from topotrigger.sparkml.estimators import SPARK_MODELS
-    from topotrigger.train.models import MODELS
-
     if model is not None and model not in (*MODELS, *SPARK_MODELS):
         raise UserError(f"unknown model {model!r} (train.model); available: {', '.join((*MODELS, *SPARK_MODELS))}")
     tuned = _read_params(params)
@@ -317,23 +311,12 @@ def train(
     settings = TrainSettings(model=t.model, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed,
                              params=tuned.get("params", {}), checkpoint_every_steps=checkpoint_every)
     model_dir = Path(out or cfg.run_dir / "models" / t.model)
-    if t.model in SPARK_MODELS:
-        from topotrigger.sparkml.stage import train_spark_model
-
-        history = train_spark_model(t.model, settings.params, data or str(cfg.run_dir / "features"), str(model_dir),
-                                    _spark(state, cfg), inputs, t.seed)
-    else:
-        if inputs != "hlf":
-            raise UserError(f"--inputs is for the Spark models; {t.model} reads its inputs from the dataset")
-        spark = _spark(state, cfg) if t.workers > 1 else None
-        history = run_train(settings, data or str(cfg.run_dir / "features"), str(model_dir), t.workers, spark,
-                            resume, gpu)
+    history = train_model(settings, data or str(cfg.run_dir / "features"), str(model_dir), t.workers,
+                          lambda: _spark(state, cfg), resume, gpu, inputs)
     if mlflow:
-        from topotrigger.tracking import epoch_series, log_run
+        from topotrigger.tracking import log_train
 
-        log_run(mlflow, cfg.run_dir, "train", t.model, {"model": t.model, "workers": t.workers, **history["settings"],
-                                                       "params": history["params"]},
-                series=epoch_series(history), artifacts=[model_dir / n for n in ("model.json", "history.json", "model.pt")])
+        log_train(mlflow, cfg.run_dir, model_dir, history, t.workers)
     last = history["epochs"][-1] if history["epochs"] else None
     if last:
         console.print(f"{t.model}: val accuracy {last['val_accuracy']:.3f}, val AUC "
@@ -367,14 +350,9 @@ def evaluate(
                           out or str(cfg.run_dir / "evaluate"), split, spark=lambda: _spark(_state(ctx), cfg))
     print_evaluate(console, result)
     if mlflow:
-        from topotrigger.tracking import log_run
+        from topotrigger.tracking import log_evaluate
 
-        m = result.metrics
-        values = {f"{name}.{key}_{c}": v for name, r in m["models"].items() for key in ("auc",) for c, v in r["auc"].items()}
-        values |= {f"{name}.accuracy": r["accuracy"] for name, r in m["models"].items()}
-        log_run(mlflow, cfg.run_dir, "evaluate", "evaluate", {"dataset": m["dataset"], "split": split,
-                                                             "models": ",".join(m["models"])},
-                metrics=values, artifacts=sorted(result.out.iterdir()))
+        log_evaluate(mlflow, cfg.run_dir, result)
 
 
 @app.command()

@@ -114,6 +114,7 @@ class RunConfig(_Section):
     models: list[TrainModel] = Field(
         default_factory=lambda: ["hlf", "particle", "inclusive"], min_length=1)  # type: ignore[arg-type]
     tune: bool = True
+    mlflow: str | None = Field(default=None, description="log tune, train and evaluate to this MLflow tracking URI ('local': RUN_DIR/mlflow.db)")
 
 
 class Config(_Section):
@@ -127,12 +128,14 @@ class Config(_Section):
     run: RunConfig = Field(default_factory=RunConfig)
 
     def to_toml(self) -> str:
-        return _to_toml(self.model_dump(mode="json", exclude_none=True))
+        import tomli_w
+
+        return tomli_w.dumps(self.model_dump(mode="json", exclude_none=True))
 
 
 def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Built-in defaults, then the TOML file at `path`, then `overrides` ({"generate.events": 10}; None ignored)."""
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = {}  # the defaults live in the models: the file and overrides are all there is to merge
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -141,7 +144,7 @@ def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None
             user = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-        _deep_merge(data, user)
+        data = user
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue
@@ -184,38 +187,3 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
             return None
         model = annotation
     return model
-
-
-def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict) and key not in ("conf", "label_map"):
-            _deep_merge(base[key], value)
-        else:
-            base[key] = value
-
-
-def _to_toml(data: dict[str, Any]) -> str:
-    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
-    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
-    lines = [f"{k} = {_toml_value(v)}" for k, v in scalars.items()]
-    for name, table in tables.items():
-        sub = {k: v for k, v in table.items() if not isinstance(v, dict)}
-        lines += ["", f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in sub.items()]
-        for k, v in table.items():
-            if isinstance(v, dict):
-                lines += ["", f"[{name}.{k}]"] + [f"{_toml_key(kk)} = {_toml_value(vv)}" for kk, vv in v.items()]
-    return "\n".join(lines) + "\n"
-
-
-def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else f'"{key}"'
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -11,10 +11,11 @@ stage and all later ones. Inside a stage, partial work is resumed where the stag
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,11 +25,13 @@ from topotrigger.config import Config
 from topotrigger.errors import ConfigError
 from topotrigger.io.atomic import write_json
 from topotrigger.io.manifest import digest
-from topotrigger.modeldir import is_trained
 from topotrigger.io.versions import software_versions
+from topotrigger.modeldir import is_trained
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from topotrigger.train.loop import TrainSettings
 
 STAGES = ("generate", "ingest", "features", "tune", "train", "evaluate")
 MANIFEST = "_stage.json"
@@ -73,70 +76,38 @@ def _settings(model: Any) -> dict[str, Any]:
     return settings
 
 
-def run_pipeline(cfg: Config, session: "SparkSession | Callable[[], SparkSession]", console: Console,
-                 force: str | None = None) -> Path:
-    """Runs every stage that is not current; returns the evaluation report's path. `session` may be a
-    function that starts Spark: a run with nothing to do then starts no JVM."""
-    from topotrigger.evaluate.stage import evaluate
-    from topotrigger.features.stage import features
-    from topotrigger.generate.stage import generate
-    from topotrigger.ingest.stage import ingest
-    from topotrigger.reporting import print_features, print_generate, print_ingest, print_tune
-    from topotrigger.train.loop import TrainSettings
-    from topotrigger.train.stage import train
-    from topotrigger.tune.stage import tune
+class Context:
+    """What every stage of a run needs: the configuration, the run directory, the console, Spark on demand."""
 
-    run = Run(cfg, console, force)
-    started: list["SparkSession"] = []
+    def __init__(self, cfg: Config, root: Path, console: Console,
+                 session: "SparkSession | Callable[[], SparkSession]") -> None:
+        self.cfg, self.root, self.console = cfg, root, console
+        self._session = session
+        self._spark: SparkSession | None = None
 
-    def spark() -> "SparkSession":
-        if not started:
-            started.append(session() if callable(session) else session)
-        return started[0]
+    def spark(self) -> "SparkSession":
+        if self._spark is None:
+            self._spark = self._session() if callable(self._session) else self._session
+        return self._spark
 
-    root = run.root
+    @property
+    def data(self) -> str:
+        return str(self.root / "features")
 
-    def do_generate(out: Path) -> dict[str, Any]:
-        result = generate(cfg.generate, out, spark())
-        print_generate(console, result)
-        return {c: result.events(c) for c in cfg.generate.classes}
+    def best(self) -> dict[str, Any] | None:
+        """The tuned model's best trial, when the run tunes and the search has finished."""
+        path = self.root / "tune" / self.cfg.tune.model / "best.json"
+        if not (self.cfg.run.tune and path.is_file()):
+            return None
+        best: dict[str, Any] = json.loads(path.read_text())
+        return best
 
-    run.stage("generate", _settings(cfg.generate), (), do_generate,
-              lambda out: all((out / c).is_dir() for c in cfg.generate.classes))
+    def train_settings(self, model: str) -> "TrainSettings":
+        from topotrigger.train.loop import TrainSettings
 
-    def do_ingest(out: Path) -> dict[str, Any]:
-        result = ingest(cfg.ingest, [str(root / "generate" / c) for c in cfg.generate.classes], str(out), spark(),
-                        overwrite=True)
-        print_ingest(console, result)
-        return {str(k): v for k, v in result.counts.items()}
-
-    run.stage("ingest", _settings(cfg.ingest), ("generate",), do_ingest, lambda out: (out / "_SUCCESS").is_file())
-
-    def do_features(out: Path) -> dict[str, Any]:
-        result = features(cfg.features, str(root / "ingest"), str(out), spark(), overwrite=True)
-        print_features(console, result)
-        return result.counts
-
-    run.stage("features", _settings(cfg.features), ("ingest",), do_features,
-              lambda out: (out / "metadata.json").is_file())
-
-    data = str(root / "features")
-    best_file = root / "tune" / cfg.tune.model / "best.json"
-    if cfg.run.tune:
-        def do_tune(out: Path) -> dict[str, Any]:
-            defaults = TrainSettings(model=cfg.tune.model, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size,
-                                     lr=cfg.train.lr, seed=cfg.train.seed)
-            result = tune(cfg.tune, data, str(out / cfg.tune.model), spark(), defaults=defaults)
-            print_tune(console, result)
-            return {"trials": len(result.trials), "failed": sum(t["status"] != "ok" for t in result.trials)}
-
-        run.stage("tune", {**_settings(cfg.tune), "train": _settings(cfg.train)}, ("features",), do_tune,
-                  lambda out: (out / cfg.tune.model / "trials.json").is_file())
-    best = json.loads(best_file.read_text()) if cfg.run.tune and best_file.is_file() else None
-
-    def settings_for(model: str) -> TrainSettings:
-        t = cfg.train
+        t = self.cfg.train
         settings = TrainSettings(model=model, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed)
+        best = self.best()
         if best and best["model"] == model:  # the tuned model trains with the best trial's settings
             settings.params = best["params"]
             for key in ("epochs", "batch_size", "lr"):
@@ -144,37 +115,120 @@ def run_pipeline(cfg: Config, session: "SparkSession | Callable[[], SparkSession
                     setattr(settings, key, best[key])
         return settings
 
-    def do_train(out: Path) -> dict[str, Any]:
-        summary: dict[str, Any] = {}
-        from topotrigger.sparkml.estimators import SPARK_MODELS
-        from topotrigger.sparkml.stage import train_spark_model
 
-        for model in cfg.run.models:
-            if model in SPARK_MODELS:
-                history = train_spark_model(model, {}, data, str(out / model), spark(), seed=cfg.train.seed)
-                summary[model] = {"val_accuracy": history["epochs"][0]["val_accuracy"]}
-                continue
-            history = train(settings_for(model), data, str(out / model), cfg.train.workers,
-                            spark() if cfg.train.workers > 1 else None)
-            best_epoch = min(history["epochs"], key=lambda e: e["val_loss"])
-            summary[model] = {"epochs": len(history["epochs"]), "val_accuracy": best_epoch["val_accuracy"]}
-        return summary
+# ---- the stages, each: what identifies its work, what it does, how to tell its output is there ----
 
-    train_settings = {m: asdict(settings_for(m)) for m in cfg.run.models} | {"workers": cfg.train.workers}
-    run.stage("train", train_settings, ("features", "tune") if cfg.run.tune else ("features",), do_train,
-              lambda out: all(is_trained(out / m) for m in cfg.run.models))
+def _generate(ctx: Context, out: Path) -> dict[str, Any]:
+    from topotrigger.generate.stage import generate
+    from topotrigger.reporting import print_generate
 
-    report = root / "evaluate" / "report.html"
+    result = generate(ctx.cfg.generate, out, ctx.spark())
+    print_generate(ctx.console, result)
+    return {c: result.events(c) for c in ctx.cfg.generate.classes}
 
-    def do_evaluate(out: Path) -> dict[str, Any]:
-        result = evaluate([str(root / "models" / m) for m in cfg.run.models], data, str(out), spark=spark)
-        return {m: {"accuracy": r["accuracy"], "auc": r["auc"]} for m, r in result.metrics["models"].items()}
 
-    run.stage("evaluate", {"models": cfg.run.models}, ("features", "train"), do_evaluate,
-              lambda out: (out / "report.html").is_file())
-    _print_summary(console, root / "evaluate")
-    console.print(f"done: outputs in {root}")
-    return report
+def _ingest(ctx: Context, out: Path) -> dict[str, Any]:
+    from topotrigger.ingest.stage import ingest
+    from topotrigger.reporting import print_ingest
+
+    inputs = [str(ctx.root / "generate" / c) for c in ctx.cfg.generate.classes]
+    result = ingest(ctx.cfg.ingest, inputs, str(out), ctx.spark(), overwrite=True)
+    print_ingest(ctx.console, result)
+    return {str(k): v for k, v in result.counts.items()}
+
+
+def _features(ctx: Context, out: Path) -> dict[str, Any]:
+    from topotrigger.features.stage import features
+    from topotrigger.reporting import print_features
+
+    result = features(ctx.cfg.features, str(ctx.root / "ingest"), str(out), ctx.spark(), overwrite=True)
+    print_features(ctx.console, result)
+    return result.counts
+
+
+def _tune(ctx: Context, out: Path) -> dict[str, Any]:
+    from topotrigger.reporting import print_tune
+    from topotrigger.train.loop import TrainSettings
+    from topotrigger.tune.stage import tune
+
+    cfg = ctx.cfg
+    defaults = TrainSettings(model=cfg.tune.model, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size,
+                             lr=cfg.train.lr, seed=cfg.train.seed)
+    result = tune(cfg.tune, ctx.data, str(out / cfg.tune.model), ctx.spark(), defaults=defaults)
+    print_tune(ctx.console, result)
+    if cfg.run.mlflow:
+        from topotrigger.tracking import log_tune
+
+        log_tune(cfg.run.mlflow, ctx.root, cfg.tune.model_dump(mode="json"), result)
+    return {"trials": len(result.trials), "failed": sum(t["status"] != "ok" for t in result.trials)}
+
+
+def _train(ctx: Context, out: Path) -> dict[str, Any]:
+    from topotrigger.train.stage import train_model
+
+    summary: dict[str, Any] = {}
+    for model in ctx.cfg.run.models:
+        history = train_model(ctx.train_settings(model), ctx.data, str(out / model), ctx.cfg.train.workers, ctx.spark)
+        best_epoch = min(history["epochs"], key=lambda e: e["val_loss"])
+        summary[model] = {"epochs": len(history["epochs"]), "val_accuracy": best_epoch["val_accuracy"]}
+        if ctx.cfg.run.mlflow:
+            from topotrigger.tracking import log_train
+
+            log_train(ctx.cfg.run.mlflow, ctx.root, out / model, history, ctx.cfg.train.workers)
+    return summary
+
+
+def _evaluate(ctx: Context, out: Path) -> dict[str, Any]:
+    from topotrigger.evaluate.stage import evaluate
+
+    result = evaluate([str(ctx.root / "models" / m) for m in ctx.cfg.run.models], ctx.data, str(out), spark=ctx.spark)
+    if ctx.cfg.run.mlflow:
+        from topotrigger.tracking import log_evaluate
+
+        log_evaluate(ctx.cfg.run.mlflow, ctx.root, result)
+    return {m: {"accuracy": r["accuracy"], "auc": r["auc"]} for m, r in result.metrics["models"].items()}
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    inputs: tuple[str, ...]
+    settings: Callable[[Context], dict[str, Any]]
+    run: Callable[[Context, Path], dict[str, Any]]
+    present: Callable[[Context, Path], bool]
+
+
+PIPELINE = (
+    Stage("generate", (), lambda c: _settings(c.cfg.generate), _generate,
+          lambda c, out: all((out / k).is_dir() for k in c.cfg.generate.classes)),
+    Stage("ingest", ("generate",), lambda c: _settings(c.cfg.ingest), _ingest, lambda c, out: (out / "_SUCCESS").is_file()),
+    Stage("features", ("ingest",), lambda c: _settings(c.cfg.features), _features,
+          lambda c, out: (out / "metadata.json").is_file()),
+    Stage("tune", ("features",), lambda c: {**_settings(c.cfg.tune), "train": _settings(c.cfg.train)}, _tune,
+          lambda c, out: (out / c.cfg.tune.model / "trials.json").is_file()),
+    Stage("train", ("features", "tune"),
+          lambda c: {m: asdict(c.train_settings(m)) for m in c.cfg.run.models} | {"workers": c.cfg.train.workers},
+          _train, lambda c, out: all(is_trained(out / m) for m in c.cfg.run.models)),
+    Stage("evaluate", ("features", "train"), lambda c: {"models": c.cfg.run.models}, _evaluate,
+          lambda c, out: (out / "report.html").is_file()),
+)
+
+
+def run_pipeline(cfg: Config, session: "SparkSession | Callable[[], SparkSession]", console: Console,
+                 force: str | None = None) -> Path:
+    """Runs every stage that is not current; returns the evaluation report's path. `session` may be a
+    function that starts Spark: a run with nothing to do then starts no JVM."""
+    run = Run(cfg, console, force)
+    ctx = Context(cfg, run.root, console, session)
+    for stage in PIPELINE:
+        if stage.name == "tune" and not cfg.run.tune:
+            continue
+        inputs = tuple(i for i in stage.inputs if i != "tune" or cfg.run.tune)
+        run.stage(stage.name, stage.settings(ctx), inputs, functools.partial(stage.run, ctx),
+                  functools.partial(stage.present, ctx))
+    _print_summary(console, run.root / "evaluate")
+    console.print(f"done: outputs in {run.root}")
+    return run.root / "evaluate" / "report.html"
 
 
 def _print_summary(console: Console, out: Path) -> None:

@@ -72,3 +72,31 @@ def epoch_series(history: dict[str, Any], class_names: list[str] | None = None) 
             values[f"val_auc_{class_names[i] if class_names else i}"] = auc
         series.append(values)
     return series
+
+
+def log_tune(uri: str, run_dir: Path, settings: dict[str, Any], result: Any) -> str:
+    """One run for a search: its settings, trial counts, best loss, the loss of each trial in order."""
+    ok = [t for t in result.trials if t["status"] == "ok"]
+    return log_run(uri, run_dir, "tune", f"tune {settings.get('model')}", settings,
+                   metrics={"trials": len(result.trials), "failed": len(result.trials) - len(ok),
+                            "best_val_loss": result.best["val_loss"] if result.best else None},
+                   series=[{"val_loss": t["val_loss"], "mean_val_auc": t["mean_val_auc"]} for t in ok],
+                   artifacts=[result.out / n for n in ("trials.csv", "best.json", "tune.png")])
+
+
+def log_train(uri: str, run_dir: Path, model_dir: Path, history: dict[str, Any], workers: int) -> str:
+    """One run for a trained model: settings and hyperparameters, one step per epoch, the model files."""
+    model = str(history["settings"].get("model"))
+    return log_run(uri, run_dir, "train", model, {"model": model, "workers": workers, **history["settings"],
+                                                  "params": history["params"]},
+                   series=epoch_series(history), artifacts=[model_dir / n for n in ("model.json", "history.json", "model.pt")])
+
+
+def log_evaluate(uri: str, run_dir: Path, result: Any) -> str:
+    """One run for an evaluation: accuracy and AUC per class of every model, the report and plots."""
+    m = result.metrics
+    values: dict[str, float | None] = {f"{name}.auc_{c}": v for name, r in m["models"].items() for c, v in r["auc"].items()}
+    values |= {f"{name}.accuracy": r["accuracy"] for name, r in m["models"].items()}
+    return log_run(uri, run_dir, "evaluate", "evaluate", {"dataset": m["dataset"], "split": m["split"],
+                                                          "models": ",".join(m["models"])},
+                   metrics=values, artifacts=sorted(Path(result.out).iterdir()))

@@ -121,7 +121,7 @@ def test_an_empty_split_stops_with_one_line_or_is_written_empty(spark, ingested:
     from topotrigger.train.data import ParquetEvents
 
     tiny = FeaturesConfig(seed=5, test_fraction=0.001)  # rounds to no test event per class
-    with pytest.raises(InputError, match=r"the test split .* would hold no event .* on_empty_split"):
+    with pytest.raises(InputError, match=r"the test split .* would hold no event .*on_empty_split"):
         features(tiny, str(ingested), str(tmp_path / "stop"), spark)
     assert not (tmp_path / "stop").exists()
     out = tmp_path / "written"

@@ -173,7 +173,7 @@ def test_plan_by_size_packs_small_files_and_shares_out_big_ones() -> None:
         [("big", 0, 4)], [("big", 1, 4)], [("big", 2, 4)], [("big", 3, 4)], [("unknown", 0, 1)], [("c", 0, 1)]]
     # Shares of any entry count cover every entry once.
     for entries in (0, 1, 3, 1001):
-        ranges = [plan.Slice("big", 0, 0, i, 4).entry_range(entries) for i in range(4)]
+        ranges = [reader.share(entries, i, 4) for i in range(4)]
         assert ranges[0][0] == 0 and ranges[-1][1] == entries
         assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
     info = plan.FileInfo("f", 100, 40.0, 1000)

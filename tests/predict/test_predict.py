@@ -73,7 +73,7 @@ def test_ingested_events_go_through_selection_features_and_saved_scaling(spark, 
     assert len(df) == sum(flow["final (finite features)"] for flow in meta["cutflow"].values())
     # The same events scored in process: kernel, saved scaler, model.
     saved = SavedModel.load(model_dir)
-    scaler = Scaler(**saved.info["scaler"])
+    scaler = Scaler(**saved.info.scaler)
     expected = []
     for path in sorted({*df.file}):
         table = pq.read_table(path.removeprefix("file:"))

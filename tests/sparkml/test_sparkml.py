@@ -36,7 +36,7 @@ def test_trains_beats_chance_reloads_and_predicts(spark, synthetic_models, tmp_p
     expected = np.stack(in_memory["p"].to_numpy())
     np.testing.assert_allclose(scores[SCORES].to_numpy(), expected, atol=1e-6, rtol=0)
     np.testing.assert_array_equal(scores.label.to_numpy(), in_memory.label.to_numpy().astype(int))
-    again, _ = reloaded.probabilities(spark, str(data / "test"))
+    again, _ = reloaded.dataset_scores(str(data / "test"), spark)
     np.testing.assert_allclose(again, expected, atol=1e-6, rtol=0)
     result = evaluate([str(tmp_path / "model")], str(data), str(tmp_path / "eval"), spark=spark)
     assert result.metrics["models"]["model"]["accuracy"] == pytest.approx(history["epochs"][0]["val_accuracy"])

@@ -66,6 +66,7 @@ def _cast(batch_columns: dict[str, pa.Array], schema: pa.Schema) -> pa.RecordBat
     return pa.RecordBatch.from_arrays(list(batch_columns.values()), list(batch_columns)).cast(schema)
 
 
+@carry_user_errors
 def compute_batches(batches: Iterator[pa.RecordBatch], options: dict[str, bool], schema: pa.Schema,
                     extra: tuple[str, ...] = ()) -> Iterator[pa.RecordBatch]:
     opts = d.FeatureOptions(**options)
@@ -241,9 +242,9 @@ def _thresholds(selected: "DataFrame", keep: dict[int, int], n_test: dict[int, i
             {lab: cuts.get((lab, k)) for lab, k in n_test.items()})
 
 
-def _fit_scaler(spark: "SparkSession", root: str, keep: Thresholds, test: Thresholds, per_event: bool) -> Scaler:
+def _fit_scaler(spark: "SparkSession", root: str, files: list[str], keep: Thresholds, test: Thresholds,
+                per_event: bool) -> Scaler:
     """Pass 3: scalers from the training split only, in tasks reading the selected events' files."""
-    _, files = storage.parquet_files(root)
     task = functools.partial(moments_task, root=root, keep=keep, test=test)
     parts = spark.sparkContext.parallelize(files, max(1, len(files))).mapPartitions(task).collect()
     if not parts:
@@ -332,10 +333,11 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
         splits = {"train": kept.where(~_below(test_h)), "test": kept.where(_below(test_h))}
         lap("cutflow_balance_split")
 
-        scaler = _fit_scaler(spark, selected_root, keep_h, test_h, cfg.per_event_standardisation)
+        _, selected_files = storage.parquet_files(selected_root)
+        scaler = _fit_scaler(spark, selected_root, selected_files, keep_h, test_h, cfg.per_event_standardisation)
         lap("fit_scalers")
 
-        _write_splits(spark, splits, scaler, cfg.layout, staged.uri, max(1, len(storage.parquet_files(selected_root)[1])))
+        _write_splits(spark, splits, scaler, cfg.layout, staged.uri, max(1, len(selected_files)))
         lap("write_splits")
         storage.delete(selected_root)
 

@@ -6,9 +6,6 @@ nothing here loops over particles in Python.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import awkward as ak
 import numpy as np
 
@@ -17,20 +14,6 @@ from topotrigger._optional import require
 # Generator-level filter ("lepFilter" of the 2019 production): a final-state e or mu above these cuts.
 FILTER_LEPTON_PT = 20.0
 FILTER_LEPTON_ETA = 2.5
-
-
-@dataclass
-class GeneratorStats:
-    tried: int = 0           # events Pythia generated (after its own errors)
-    kept: int = 0            # events passing the generator-level lepton filter
-    sigma_mb: float = 0.0    # Pythia's estimate of the (process) cross-section, mb
-    sigma_err_mb: float = 0.0
-    errors: int = 0          # events Pythia failed to generate (skipped)
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def filter_efficiency(self) -> float:
-        return self.kept / self.tried if self.tried else 0.0
 
 
 class PythiaSource:

@@ -23,10 +23,11 @@ import awkward as ak
 import numpy as np
 
 from topotrigger.config import GenerateConfig
-from topotrigger.errors import OutputExistsError, UserError
+from topotrigger.errors import OutputExistsError, OutputPathError, UserError
 from topotrigger.generate import detector, jets, processes
 from topotrigger.generate.pythia import PythiaSource, lepton_filter, overlay_pileup
 from topotrigger.generate.writer import write_tree
+from topotrigger.io import storage
 from topotrigger.io.atomic import read_json, remove_stale_temporaries, write_json
 from topotrigger.io.versions import software_versions
 
@@ -191,6 +192,9 @@ def generate(cfg: GenerateConfig, out: Path | str, spark: "SparkSession", progre
     """Generate `cfg.events` filtered events per class into `out` on Spark (one task per file)."""
     from topotrigger.runtime.progress import run_with_progress
 
+    if storage.is_remote(str(out)):
+        raise OutputPathError(f"generate writes ROOT files to a local (or mounted shared) directory, not {storage.redact(str(out))}; "
+                              "copy them to the object store afterwards, ingest reads them there")
     out = Path(out).resolve()
     _check_output(cfg, out)
     tasks = plan(cfg, out)

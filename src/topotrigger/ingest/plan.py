@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from topotrigger.errors import InputError
-from topotrigger.ingest.reader import is_rntuple, open_tree, resolve_columns, share
+from topotrigger.ingest.reader import is_rntuple, open_tree, resolve_columns
 from topotrigger.ingest.schema import Column
 from topotrigger.io.storage import is_remote, redact, resolve
 
@@ -35,11 +35,6 @@ class Slice:
     stop: int
     part: int = 0
     parts: int = 0
-
-    def entry_range(self, entries: int) -> tuple[int, int]:
-        if self.parts:
-            return share(entries, self.part, self.parts)
-        return self.start, min(self.stop, entries)
 
 
 @dataclass

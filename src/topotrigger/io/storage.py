@@ -156,6 +156,22 @@ def partitioned_files(uri: str) -> tuple[pafs.FileSystem, list[tuple[str, dict[s
     return fs, sorted(found, key=lambda item: item[0])
 
 
+def local_directory(path: str | os.PathLike[str], what: str = "output") -> str:
+    """A local directory for outputs written in place (model directories, tuning trials), created if
+    needed; one line (OutputPathError) when it cannot be: a file in the way, a read-only place, a URI."""
+    text = os.fspath(path)
+    if is_remote(text):
+        raise OutputPathError(f"the {what} directory must be a local (or mounted shared) path, not {redact(text)}")
+    text = absolute(text)
+    try:
+        os.makedirs(text, exist_ok=True)
+    except OSError as exc:
+        raise OutputPathError(f"cannot write the {what} directory {text}: {_reason(exc)}") from None
+    if not os.access(text, os.W_OK):
+        raise OutputPathError(f"cannot write the {what} directory {text}: permission denied")
+    return text
+
+
 # ---- staged outputs ---------------------------------------------------------------------------
 
 _TMP = ".tmp-"
@@ -180,6 +196,8 @@ def _alive(pid: int) -> bool:
 def remove_orphans(uri: str) -> list[str]:
     """Delete the temporaries of `uri` left by killed runs on this host (their process is gone)."""
     fs, path = resolve(uri)
+    if "/" not in path.rstrip("/"):
+        return []
     parent, name = path.rstrip("/").rsplit("/", 1)
     try:
         siblings = fs.get_file_info(pafs.FileSelector(parent or "/", allow_not_found=True))
@@ -258,7 +276,9 @@ def _discard(fs: pafs.FileSystem, path: str, spark: SparkSession | None) -> None
 def _move_directory(fs: pafs.FileSystem, src: str, dst: str) -> None:
     try:
         fs.move(src, dst)
-    except (NotImplementedError, pa.ArrowNotImplementedError):
+    except (NotImplementedError, pa.ArrowNotImplementedError, OSError):
+        if isinstance(fs, pafs.LocalFileSystem):
+            raise
         # Object stores have no directory rename: copy every object, then delete the source.
         selector = pafs.FileSelector(src, recursive=True)
         for info in fs.get_file_info(selector):

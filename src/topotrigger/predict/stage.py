@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from topotrigger.errors import InputError, MissingInputError
+from topotrigger.errors import InputError, MissingInputError, carry_user_errors, user_errors_from_tasks
 from topotrigger.features import contract
 from topotrigger.features.kernels import definitions as d
 from topotrigger.features.scaling import Scaler
@@ -57,6 +57,7 @@ def _raw_events(batch: pa.RecordBatch, scaler: dict[str, Any]) -> Events:
                   batch.column("label").to_numpy(zero_copy_only=False).astype(np.int64))
 
 
+@carry_user_errors
 def score_batches(batches: Iterator[pa.RecordBatch], info: dict[str, Any], weights: bytes, layout: str,
                   keys: list[str], classes: list[str], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     """A Spark task: the model (as JSON-able info and weight bytes, no model directory needed) scores batches."""
@@ -166,7 +167,8 @@ def predict(model_dir: str, input_path: str, out: str, spark: "SparkSession", ov
     else:
         scored = _spark_model_scores(df, layout, keys, saved, classes)
     with storage.staged_output(out, overwrite, MANIFEST, spark) as staged:
-        counts = write_parquet(scored, staged.uri)
+        with user_errors_from_tasks():
+            counts = write_parquet(scored, staged.uri)
         events = sum(counts.values())
         storage.write_json(staged.path(MANIFEST), {
             "stage": "predict", "model": str(Path(model_dir).resolve()), "model_name": saved.name,

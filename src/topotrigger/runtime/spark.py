@@ -108,14 +108,6 @@ def get_spark(cfg: SparkConfig, run_dir: Path | str = Path("."), verbose: bool =
     return spark
 
 
-def stop_spark() -> None:
-    from pyspark.sql import SparkSession
-
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        active.stop()
-
-
 def _register_sources(spark: "SparkSession") -> None:
     from topotrigger.ingest.source import register
 

@@ -113,8 +113,7 @@ def fit_and_save(name: str, params: dict[str, Any], data_dir: str, out_dir: str,
     seconds = time.perf_counter() - start
     train_df.unpersist()
 
-    out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(storage.local_directory(out_dir, "model"))
     for stale in (WEIGHTS, CHECKPOINT, *DERIVED):
         (out / stale).unlink(missing_ok=True)  # a PyTorch model of the same name must not linger
     tmp = out / f".{SPARK_MODEL}.tmp-{os.getpid()}"

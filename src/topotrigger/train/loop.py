@@ -72,9 +72,10 @@ def evaluate(model: nn.Module, data: ParquetEvents, device: torch.device) -> tup
     return sum(losses) / max(len(y), 1), classification_metrics(p, y), p, y
 
 
-# What a checkpoint must share with the run resuming it: the network's shape and how it is optimised.
-# (The number of epochs may grow: resuming to train longer is the point.)
-RESUME_KEYS = ("model", "params", "batch_size", "lr", "seed")
+# What a checkpoint must share with the run resuming it: the network (its weights only fit that shape).
+# The optimizer continues with its checkpointed state, learning rate included; the number of epochs
+# may grow (resuming to train longer is the point).
+RESUME_KEYS = ("model", "params")
 
 
 def _arguments(settings: TrainSettings, params: dict[str, Any]) -> dict[str, Any]:
@@ -97,92 +98,145 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return inner if isinstance(inner, nn.Module) else model
 
 
-def run_training(settings: TrainSettings, data_dir: str, out_dir: str, resume: bool = False, gpu: bool = False,
-                 quiet: bool = False) -> dict[str, Any]:
-    """Train `settings.model` on DATA/train, validate on DATA/test; returns the history (same on every rank)."""
+@dataclass
+class _State:
+    """One training run in progress: the network, its optimiser and schedule, and where it stands."""
+
+    settings: TrainSettings
+    params: dict[str, Any]
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    out: Path
+    rank: int
+    world: int
+    step: int = 0
+    best: float = math.inf
+    bad_epochs: int = 0
+    start_epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        return _arguments(self.settings, self.params)
+
+    def save_checkpoint(self, epoch: int) -> None:
+        _save_checkpoint(self.checkpoint, self.model, self.optimizer, self.scheduler, epoch, self.step, self.best,
+                         self.bad_epochs, self.arguments, self.settings)
+
+    def resume(self, device: torch.device) -> None:
+        """Continue from the checkpoint (refused if it was written for other hyperparameters)."""
+        state = torch.load(self.checkpoint, map_location=device, weights_only=True)
+        check_resumable(state, self.arguments, self.checkpoint)
+        _unwrap(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.start_epoch, self.step = state["epoch"] + 1, state["step"]
+        self.best, self.bad_epochs = state["best_val_loss"], state["bad_epochs"]
+        if (self.out / "history.json").is_file():
+            self.history = json.loads((self.out / "history.json").read_text())["epochs"][:self.start_epoch]
+
+    def summary(self) -> dict[str, Any]:
+        return {"settings": asdict(self.settings), "params": self.params, "world_size": self.world, "epochs": self.history}
+
+
+def _setup(settings: TrainSettings, out: Path, device: torch.device) -> _State:
+    """1. The network (wrapped for DDP when distributed), Adam with the √world learning-rate rule, the schedule."""
     rank, world = _rank_world()
-    device = _device(gpu)
-    out = Path(out_dir)
     torch.manual_seed(settings.seed)
     params = model_params(settings.model, settings.params)
-    particles = USES_PARTICLES[settings.model]
-    train = ParquetEvents(f"{data_dir}/train", settings.batch_size, rank, world, shuffle=True,
-                          buffer_events=settings.shuffle_buffer, seed=settings.seed, with_particles=particles)
-    val = ParquetEvents(f"{data_dir}/test", 1024, 0, 1, shuffle=False, with_particles=particles)
     model = build_model(settings.model, params).to(device)
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr * math.sqrt(world))
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
-    checkpoint = out / "checkpoint.pt"
-    history: list[dict[str, Any]] = []
-    start_epoch, step, best, bad_epochs = 0, 0, math.inf, 0
-    arguments = _arguments(settings, params)
-    if resume and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        check_resumable(state, arguments, checkpoint)
-        _unwrap(model).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, step, best, bad_epochs = state["epoch"] + 1, state["step"], state["best_val_loss"], state["bad_epochs"]
-        if (out / "history.json").is_file():
-            history = json.loads((out / "history.json").read_text())["epochs"][:start_epoch]
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(out)  # a killed run may have died while writing a checkpoint
+    return _State(settings, params, model, optimizer, scheduler, out, rank, world)
 
-    for epoch in range(start_epoch, settings.epochs):
-        if bad_epochs > settings.patience:
+
+def _train_epoch(run: _State, train: ParquetEvents, epoch: int, device: torch.device, quiet: bool) -> tuple[int, float]:
+    """2. One pass over this rank's share of the training split; (events seen, summed loss)."""
+    settings, model, optimizer = run.settings, run.model, run.optimizer
+    train.set_epoch(epoch)
+    model.train()
+    seen, total_loss, t0 = 0, 0.0, time.perf_counter()
+    join = model.join() if isinstance(model, nn.parallel.DistributedDataParallel) else contextlib.nullcontext()
+    progress = _Bar(not quiet and run.rank == 0, f"epoch {epoch}", math.ceil(train.num_events / run.world / settings.batch_size))
+    with join, progress as bar:
+        for batch in train:
+            batch = batch.to(device)
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(model(batch.hlf, batch.particles, batch.lengths), batch.labels)
+            if not torch.isfinite(loss):
+                raise DivergedError(f"training diverged at epoch {epoch}, step {run.step} (loss {loss.item()}); "
+                                    f"the last good checkpoint is {run.checkpoint}; try a smaller --lr")
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimizer.step()
+            run.step += 1
+            seen += len(batch.labels)
+            total_loss += loss.item() * len(batch.labels)
+            bar.advance(seen * run.world / max(time.perf_counter() - t0, 1e-9))
+            if run.rank == 0 and settings.checkpoint_every_steps and run.step % settings.checkpoint_every_steps == 0:
+                run.save_checkpoint(epoch - 1)
+    return seen, total_loss
+
+
+def _end_epoch(run: _State, val: ParquetEvents, epoch: int, seen: int, total_loss: float, seconds: float,
+               device: torch.device, quiet: bool) -> None:
+    """3. Validate, step the schedule, track the best loss; rank 0 writes the best weights, the
+    checkpoint and the history."""
+    val_loss, val_metrics, _, _ = evaluate(_unwrap(run.model), val, device)
+    run.scheduler.step(val_loss)
+    improved = val_loss < run.best
+    run.best, run.bad_epochs = (val_loss, 0) if improved else (run.best, run.bad_epochs + 1)
+    record = {"epoch": epoch, "train_loss": total_loss / max(seen, 1), "val_loss": val_loss,
+              "val_accuracy": val_metrics["accuracy"], "val_auc": val_metrics["auc"],
+              "lr": run.optimizer.param_groups[0]["lr"], "seconds": seconds,
+              "events_per_s": seen * run.world / max(seconds, 1e-9), "rank0_events": seen}
+    run.history.append(record)
+    if run.rank != 0:
+        return
+    if improved:
+        with atomic_path(run.out / "model.pt") as tmp:
+            torch.save(_unwrap(run.model).state_dict(), tmp)
+    run.save_checkpoint(epoch)
+    write_json(run.out / "history.json", run.summary())
+    if not quiet:
+        auc = ", ".join(f"{a:.3f}" for a in record["val_auc"])
+        print(f"epoch {epoch}: train loss {record['train_loss']:.4f}, val loss {val_loss:.4f}, "
+              f"val acc {record['val_accuracy']:.3f}, val AUC [{auc}], {record['events_per_s']:.0f} events/s",
+              flush=True)
+
+
+def run_training(settings: TrainSettings, data_dir: str, out_dir: str, resume: bool = False, gpu: bool = False,
+                 quiet: bool = False) -> dict[str, Any]:
+    """Train `settings.model` on DATA/train, validate on DATA/test; returns the history (same on every rank)."""
+    device = _device(gpu)
+    run = _setup(settings, Path(out_dir), device)
+    particles = USES_PARTICLES[settings.model]
+    train = ParquetEvents(f"{data_dir}/train", settings.batch_size, run.rank, run.world, shuffle=True,
+                          buffer_events=settings.shuffle_buffer, seed=settings.seed, with_particles=particles)
+    val = ParquetEvents(f"{data_dir}/test", 1024, 0, 1, shuffle=False, with_particles=particles)
+    if resume and run.checkpoint.is_file():
+        run.resume(device)
+    if run.rank == 0:
+        run.out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(run.out)  # a killed run may have died while writing a checkpoint
+
+    for epoch in range(run.start_epoch, settings.epochs):
+        if run.bad_epochs > settings.patience:
             break
-        train.set_epoch(epoch)
-        model.train()
-        seen, total_loss, t0 = 0, 0.0, time.perf_counter()
-        join = model.join() if isinstance(model, nn.parallel.DistributedDataParallel) else contextlib.nullcontext()
-        progress = _Bar(not quiet and rank == 0, f"epoch {epoch}", math.ceil(train.num_events / world / settings.batch_size))
-        with join, progress as bar:
-            for batch in train:
-                batch = batch.to(device)
-                optimizer.zero_grad()
-                loss = nn.functional.cross_entropy(model(batch.hlf, batch.particles, batch.lengths), batch.labels)
-                if not torch.isfinite(loss):
-                    raise DivergedError(f"training diverged at epoch {epoch}, step {step} (loss {loss.item()}); "
-                                        f"the last good checkpoint is {checkpoint}; try a smaller --lr")
-                loss.backward()  # type: ignore[no-untyped-call]
-                optimizer.step()
-                step += 1
-                seen += len(batch.labels)
-                total_loss += loss.item() * len(batch.labels)
-                bar.advance(seen * world / max(time.perf_counter() - t0, 1e-9))
-                if rank == 0 and settings.checkpoint_every_steps and step % settings.checkpoint_every_steps == 0:
-                    _save_checkpoint(checkpoint, model, optimizer, scheduler, epoch - 1, step, best, bad_epochs,
-                                     arguments, settings)
-        seconds = time.perf_counter() - t0
-        val_loss, val_metrics, _, _ = evaluate(_unwrap(model), val, device)
-        scheduler.step(val_loss)
-        improved = val_loss < best
-        best, bad_epochs = (val_loss, 0) if improved else (best, bad_epochs + 1)
-        record = {"epoch": epoch, "train_loss": total_loss / max(seen, 1), "val_loss": val_loss,
-                  "val_accuracy": val_metrics["accuracy"], "val_auc": val_metrics["auc"],
-                  "lr": optimizer.param_groups[0]["lr"], "seconds": seconds,
-                  "events_per_s": seen * world / max(seconds, 1e-9), "rank0_events": seen}
-        history.append(record)
-        if rank == 0:
-            if improved:
-                with atomic_path(out / "model.pt") as tmp:
-                    torch.save(_unwrap(model).state_dict(), tmp)
-            _save_checkpoint(checkpoint, model, optimizer, scheduler, epoch, step, best, bad_epochs, arguments, settings)
-            write_json(out / "history.json", {"settings": asdict(settings), "params": params, "world_size": world,
-                                             "epochs": history})
-            if not quiet:
-                auc = ", ".join(f"{a:.3f}" for a in record["val_auc"])
-                print(f"epoch {epoch}: train loss {record['train_loss']:.4f}, val loss {val_loss:.4f}, "
-                      f"val acc {record['val_accuracy']:.3f}, val AUC [{auc}], {record['events_per_s']:.0f} events/s",
-                      flush=True)
-    result = {"settings": asdict(settings), "params": params, "world_size": world, "epochs": history}
-    if world > 1:
+        t0 = time.perf_counter()
+        seen, total_loss = _train_epoch(run, train, epoch, device, quiet)
+        _end_epoch(run, val, epoch, seen, total_loss, time.perf_counter() - t0, device, quiet)
+    result = run.summary()
+    if run.world > 1:
         # DDP keeps replicas in step; record that it did (every rank gets the same answer).
-        flat = torch.cat([p.detach().reshape(-1).cpu() for p in _unwrap(model).parameters()])
-        gathered = [torch.zeros_like(flat) for _ in range(world)]
+        flat = torch.cat([p.detach().reshape(-1).cpu() for p in _unwrap(run.model).parameters()])
+        gathered = [torch.zeros_like(flat) for _ in range(run.world)]
         torch.distributed.all_gather(gathered, flat)
         result["replicas_identical"] = all(torch.equal(gathered[0], g) for g in gathered[1:])
     return result

@@ -10,6 +10,7 @@ model directory that `evaluate`, `predict` and `export` can use without the trai
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,8 +45,8 @@ def check_inputs(settings: TrainSettings, data_dir: str) -> dict[str, Any]:
 def train(settings: TrainSettings, data_dir: str, out_dir: str, workers: int = 1, spark: "SparkSession | None" = None,
           resume: bool = False, gpu: bool = False) -> dict[str, Any]:
     data_dir = storage.absolute(data_dir)
-    out_dir = os.path.abspath(out_dir)
     info = check_inputs(settings, data_dir)
+    out_dir = storage.local_directory(out_dir, "model")
     for derived in DERIVED:
         Path(out_dir, derived).unlink(missing_ok=True)  # an export of older weights must not outlive them
     if workers == 1:
@@ -77,3 +78,25 @@ def _train_distributed(settings: TrainSettings, data_dir: str, out_dir: str, wor
     if not isinstance(history, dict):
         raise RuntimeError("distributed training returned no history")
     return history
+
+
+def train_model(settings: TrainSettings, data_dir: str, out_dir: str, workers: int = 1,
+                spark: "SparkSession | Callable[[], SparkSession] | None" = None, resume: bool = False,
+                gpu: bool = False, inputs: str = "hlf") -> dict[str, Any]:
+    """Any model of `train --model`: the PyTorch ones in-process or data-parallel (workers > 1), the
+    Spark ML / XGBoost ones on Spark. `spark` may be a function that starts a session: it is called
+    only when the model needs one."""
+    from topotrigger.sparkml.estimators import SPARK_MODELS
+
+    def session() -> "SparkSession":
+        if spark is None:
+            raise ConfigError(f"train.model = {settings.model} with train.workers = {workers} needs a Spark session")
+        return spark() if callable(spark) else spark
+
+    if settings.model in SPARK_MODELS:
+        from topotrigger.sparkml.stage import train_spark_model
+
+        return train_spark_model(settings.model, settings.params, data_dir, out_dir, session(), inputs, settings.seed)
+    if inputs != "hlf":
+        raise ConfigError(f"--inputs is for the Spark models; {settings.model} reads its inputs from the dataset")
+    return train(settings, data_dir, out_dir, workers, session() if workers > 1 else None, resume, gpu)

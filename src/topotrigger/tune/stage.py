@@ -84,8 +84,7 @@ def tune(cfg: TuneConfig, data_dir: str, out_dir: str, spark: "SparkSession", sp
     data_dir = storage.absolute(data_dir)
     info = check_inputs(TrainSettings(model=cfg.model), data_dir)
     job = _job(cfg, data_dir, defaults, info["metadata"])
-    out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(storage.local_directory(out_dir, "tuning"))
     context = {k: v for k, v in job.items() if k != "data_dir"}
 
     previous = json.loads((out / "trials.json").read_text()) if (out / "trials.json").is_file() else {}
