@@ -199,6 +199,7 @@ def features(
     out: Annotated[str | None, typer.Option(help="Output directory [default: RUN_DIR/features].")] = None,
     layout: Annotated[str | None, typer.Option(help="compact or anchor (features.layout).")] = None,
     test_fraction: Annotated[float | None, typer.Option(help="Test share of each class (features.test_fraction).")] = None,
+    val_fraction: Annotated[float | None, typer.Option(help="Validation share of each class's training events (features.val_fraction).")] = None,
     balance: Annotated[str | None, typer.Option(help="undersample or none (features.balance).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of balancing, split and shuffle (features.seed).")] = None,
     per_event_standardisation: Annotated[bool | None, typer.Option("--per-event-standardisation/--no-per-event-standardisation", help="2019 per-event particle scaling (features.per_event_standardisation).")] = None,
@@ -207,13 +208,14 @@ def features(
     legacy_isolation: Annotated[bool, typer.Option(help="2019 quirk: isolation as the 2019 code computed it.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
-    """Select events and build scaled HLF + particle features; balanced, seeded train/test Parquet."""
+    """Select events and build scaled HLF + particle features; balanced, seeded train/val/test Parquet."""
     from topotrigger.features.kernels.definitions import FeatureOptions
     from topotrigger.features.stage import features as run_features
     from topotrigger.reporting import print_features
 
     state = _state(ctx)
-    cfg = state.config(**{"features.layout": layout, "features.test_fraction": test_fraction, "features.balance": balance,
+    cfg = state.config(**{"features.layout": layout, "features.test_fraction": test_fraction,
+                          "features.val_fraction": val_fraction, "features.balance": balance,
                           "features.seed": seed, "features.per_event_standardisation": per_event_standardisation})
     options = FeatureOptions(mt_without_sqrt, lepton_choice_by_eta, legacy_isolation)
     result = run_features(cfg.features, input or str(cfg.run_dir / "ingest"), out or str(cfg.run_dir / "features"),
@@ -277,7 +279,7 @@ def _train_defaults(cfg: Config) -> TrainSettings:
 @app.command()
 def train(
     ctx: typer.Context,
-    data: Annotated[str | None, typer.Option(help="Features output (with train/ and test/) [default: RUN_DIR/features].")] = None,
+    data: Annotated[str | None, typer.Option(help="Features output (train/, val/ and test/; without val/, a seeded 10 % of train/ validates) [default: RUN_DIR/features].")] = None,
     model: Annotated[str | None, typer.Option(help="hlf, particle, inclusive, transformer (PyTorch) or mllib-rf, mllib-gbt, mllib-mlp, xgboost (Spark) (train.model).")] = None,
     inputs: Annotated[str, typer.Option(help="Inputs of the Spark models: hlf, or hlf+summary (xgboost: HLF and particle-list summaries).")] = "hlf",
     out: Annotated[str | None, typer.Option(help="Model directory [default: RUN_DIR/models/MODEL].")] = None,
@@ -377,7 +379,7 @@ def export(
     model: Annotated[str, typer.Option("--model", "-m", help="Model directory (output of train).")],
     format: Annotated[str, typer.Option("--format", help="Export format (onnx).")] = "onnx",
     out: Annotated[str | None, typer.Option(help="Output file [default: MODEL/model.onnx].")] = None,
-    data: Annotated[str | None, typer.Option(help="Training-layout Parquet to check the export on [default: the model's test split].")] = None,
+    data: Annotated[str | None, typer.Option(help="Training-layout Parquet to check the export on [default: the model's validation split].")] = None,
 ) -> None:
     """Export a model to ONNX (dynamic batch and sequence length), checked with onnxruntime."""
     from topotrigger.export.onnx import export_onnx

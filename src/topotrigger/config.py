@@ -81,6 +81,7 @@ class IngestConfig(_Section):
 class FeaturesConfig(_Section):
     layout: Literal["compact", "anchor"] = "compact"
     test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    val_fraction: float = Field(default=0.1, ge=0.0, lt=1.0, description="share of the training events held out for validation")
     balance: Literal["undersample", "none"] = "undersample"
     seed: int = Field(default=42, ge=0)
     per_event_standardisation: bool = False

@@ -45,10 +45,10 @@ def test_cutflow_adds_up_and_metadata(compact: Path) -> None:
         assert steps[0] == 80 and all(a >= b for a, b in zip(steps, steps[1:]))
     assert meta["hlf_names"] == list(d.HLF_NAMES) and meta["particle_names"] == list(d.PARTICLE_NAMES)
     smallest = min(flow["final (finite features)"] for flow in meta["cutflow"].values())
-    train, test = meta["counts"]["train"], meta["counts"]["test"]
-    assert len(set(train.values())) == 1 and len(set(test.values())) == 1          # balanced
-    assert next(iter(train.values())) + next(iter(test.values())) == smallest      # undersampled to the smallest
-    assert next(iter(test.values())) == round(0.2 * smallest)
+    train, val, test = (next(iter(meta["counts"][s].values())) for s in ("train", "val", "test"))
+    assert all(len(set(meta["counts"][s].values())) == 1 for s in ("train", "val", "test"))  # balanced
+    assert train + val + test == smallest                                                  # undersampled to the smallest
+    assert test == round(0.2 * smallest) and val == round(0.1 * (smallest - test))
 
 
 def test_train_and_test_are_disjoint_and_scaled_on_train(spark, compact: Path) -> None:
@@ -140,3 +140,40 @@ def test_a_failed_anchor_write_restores_the_arrow_batch_size(spark, tmp_path: Pa
         raise RuntimeError("boom")
     assert spark.conf.get(BATCH_ROWS_KEY) == "1234"
     spark.conf.unset(BATCH_ROWS_KEY)
+
+
+def test_train_val_and_test_are_disjoint_with_the_requested_shares(spark, ingested: Path, tmp_path: Path) -> None:
+    out = tmp_path / "three"
+    result = features(FeaturesConfig(seed=5, test_fraction=0.25, val_fraction=0.3), str(ingested), str(out), spark)
+    rows = {s: spark.read.parquet(str(out / s)).collect() for s in ("train", "val", "test")}
+    key = lambda r: (r.label, tuple(np.round(r.hlf, 5)))
+    keys = {s: {key(r) for r in rs} for s, rs in rows.items()}
+    assert not keys["train"] & keys["val"] and not keys["train"] & keys["test"] and not keys["val"] & keys["test"]
+    for name in ("qcd", "ttbar", "wjets"):
+        n = {s: result.counts[s][name] for s in rows}
+        kept = sum(n.values())
+        assert n["test"] == round(0.25 * kept) and n["val"] == round(0.3 * (kept - n["test"]))
+    for s, rs in rows.items():  # the counts in metadata.json are the rows on disk
+        assert sum(result.counts[s].values()) == len(rs)
+    # The validation share comes out of the training events only.
+    default = features(FeaturesConfig(seed=5, test_fraction=0.25, val_fraction=0.0, on_empty_split="write"),
+                       str(ingested), str(tmp_path / "noval"), spark)
+    assert default.counts["test"] == result.counts["test"] and sum(default.counts["val"].values()) == 0
+    assert all(default.counts["train"][c] == result.counts["train"][c] + result.counts["val"][c] for c in result.counts["train"])
+
+
+def test_the_cut_flow_keeps_selection_order_into_metadata_and_the_report(compact: Path, tmp_path: Path) -> None:
+    from topotrigger.evaluate.report import write_report
+
+    meta = json.loads((compact / "metadata.json").read_text())
+    assert all(list(flow) == list(d.CUT_NAMES) for flow in meta["cutflow"].values())
+    metrics = {"class_names": ["qcd", "ttbar", "wjets"], "models": {}, "split": "test", "events": 0, "dataset": "d"}
+    page = write_report(tmp_path / "r.html", metrics, [], {"cutflow": meta["cutflow"]}).read_text()
+    positions = [page.index(f"<th>{html_escape(name)}</th>") for name in d.CUT_NAMES]
+    assert positions == sorted(positions)
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 
@@ -146,3 +148,44 @@ def test_training_data_under_hidden_directories_is_found(dataset: Path, tmp_path
     hidden = tmp_path / ".cache" / "_work" / "features"
     shutil.copytree(dataset, hidden)
     assert ParquetEvents(str(hidden / "train"), 32).num_events == ParquetEvents(str(dataset / "train"), 32).num_events > 0
+
+
+def test_nothing_of_the_test_split_reaches_training(dataset: Path, tmp_path: Path) -> None:
+    """The same model trained on a dataset and on a copy whose test/ labels are permuted: identical weights."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from tests.datasets import write_compact
+
+    write_compact(dataset / "val", 90, 3)
+    permuted = tmp_path / "permuted"
+    shutil.copytree(dataset, permuted)
+    for path in (permuted / "test").glob("*.parquet"):
+        table = pq.read_table(path)
+        labels = np.random.default_rng(0).permutation(table.column("label").to_numpy())
+        pq.write_table(table.set_column(table.schema.get_field_index("label"), "label", pa.array(labels)), path)
+    settings = TrainSettings(model="hlf", epochs=3, batch_size=32, lr=1e-2)
+    first = train(settings, str(dataset), str(tmp_path / "a"))
+    second = train(settings, str(permuted), str(tmp_path / "b"))
+    assert first["validation"] == "val/"
+    a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [e["val_loss"] for e in first["epochs"]] == [e["val_loss"] for e in second["epochs"]]
+
+
+def test_datasets_without_val_validate_on_a_seeded_share_of_train(dataset: Path, tmp_path: Path) -> None:
+    from topotrigger.train.data import Holdout, validation_source
+
+    path, train_side, val_side, note = validation_source(str(dataset), seed=4)
+    assert path.endswith("/train") and "no val/ split" in note
+    train_events = ParquetEvents(str(dataset / "train"), 32, holdout=train_side)
+    val_events = ParquetEvents(path, 32, holdout=val_side, shuffle=False)
+    total = ParquetEvents(str(dataset / "train"), 32).num_events
+    assert train_events.num_events + val_events.num_events == total and 0.05 < val_events.num_events / total < 0.15
+    seen = sum(len(b.labels) for b in val_events)
+    assert seen == val_events.num_events
+    assert Holdout(0.1, 4, "val").mask(0, 50).tolist() == Holdout(0.1, 4, "val").mask(0, 50).tolist()
+    history = train(TrainSettings(model="hlf", epochs=1, batch_size=32), str(dataset), str(tmp_path / "m"))
+    assert "no val/ split" in history["validation"]

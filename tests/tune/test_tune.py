@@ -67,6 +67,6 @@ def test_spaces_and_samples(synthetic_models, tmp_path: Path) -> None:
         load_space("hlf", "{nope")
     data, _ = synthetic_models
     sample = sample_dataset(str(data), 0.1, 200, seed=3, cache_root=str(tmp_path))
-    train, validation = (pd.read_parquet(sample / s) for s in ("train", "test"))
+    train, validation = (pd.read_parquet(sample / s) for s in ("train", "val"))
     assert 150 <= len(train) + len(validation) <= 260 and 0.1 < len(validation) / (len(train) + len(validation)) < 0.3
     assert sample_dataset(str(data), 0.1, 200, seed=3, cache_root=str(tmp_path)) == sample  # cached

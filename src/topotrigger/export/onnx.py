@@ -30,7 +30,7 @@ from topotrigger.features.kernels.definitions import N_HLF
 from topotrigger.features.kernels.definitions import N_PARTICLE_FEATURES as N_FEATURES
 from topotrigger.io.atomic import atomic_path, write_json
 from topotrigger.modeldir import is_spark_model
-from topotrigger.train.data import ParquetEvents
+from topotrigger.train.data import ParquetEvents, validation_source
 from topotrigger.train.models import exportable
 from topotrigger.train.saved import SavedModel
 
@@ -88,7 +88,9 @@ def export_onnx(model_dir: str, out: str | None = None, data: str | None = None)
                          "(hlf, particle, inclusive, transformer)")
     saved = SavedModel.load(model_dir)
     path = Path(out) if out else Path(model_dir) / "model.onnx"
-    data = data or (f"{saved.info.dataset}/test" if saved.info.dataset else None)
+    # Checked on the validation events (test/ is evaluate's alone); datasets without val/ use train/.
+    if data is None and saved.info.dataset:
+        data = validation_source(saved.info.dataset, 0)[0]
     if data is None:
         raise InputError("no dataset to check the export on: pass --data")
     reference = ParquetEvents(data, 1024, shuffle=False, with_particles=saved.uses_particles)

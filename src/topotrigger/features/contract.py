@@ -79,7 +79,7 @@ def one_hot_labels(column: pa.ChunkedArray | pa.Array, name: str = "encoded_labe
     return labels
 
 
-def dataset_metadata(data_dir: str, splits: tuple[str, ...] = ("train", "test")) -> dict[str, Any]:
+def dataset_metadata(data_dir: str, splits: tuple[str, ...] = ("train",)) -> dict[str, Any]:
     """A training dataset's metadata.json ({} for datasets without one, e.g. the public 2020 files),
     after checking that the directory and the `splits` exist."""
     if not storage.exists(data_dir):

@@ -1,7 +1,8 @@
 """The `features` stage on Spark: features per piece of the input, cut flow, balance, split, scale, write.
 
     OUT/train/        Parquet, shuffled      (compact: label, hlf, particles; anchor: HLF_input, GRU_input, encoded_label, label)
-    OUT/test/         Parquet
+    OUT/val/          Parquet, validation events carved from the training share (early stopping, tuning)
+    OUT/test/         Parquet, read by `evaluate` only
     OUT/metadata.json feature names, scaler parameters, cut flow per class, counts, seeds, options, versions
 
 1. One Spark task per piece of the ingested dataset (`ingested.py`: whole row groups) reads it with
@@ -130,14 +131,14 @@ def _at_or_before(label: np.ndarray, h: np.ndarray, rid: np.ndarray,
     return keep
 
 
-def moments_task(paths: Iterator[str], root: str, keep: dict[int, Any], test: dict[int, Any]) -> Iterator[Moments]:
+def moments_task(paths: Iterator[str], root: str, keep: dict[int, Any], held_out: dict[int, Any]) -> Iterator[Moments]:
     """Moments of the training events in some `_selected` files, read in the task (no JVM)."""
     fs, _ = storage.resolve(root)
     total: Moments | None = None
     for path in paths:
         for batch in pq.ParquetFile(path, filesystem=fs).iter_batches(batch_size=10_000, columns=["label", "h", "rid", "hlf", "particles"]):
             label, h, rid = (batch.column(c).to_numpy(zero_copy_only=False) for c in ("label", "h", "rid"))
-            train = _at_or_before(label, h, rid, keep) & ~_at_or_before(label, h, rid, test)
+            train = _at_or_before(label, h, rid, keep) & ~_at_or_before(label, h, rid, held_out)
             rows = np.flatnonzero(train)
             if not len(rows):
                 continue
@@ -228,24 +229,23 @@ def _below(thresholds: Thresholds) -> Any:
     return functools.reduce(lambda a, b: a | b, terms) if terms else F.lit(False)
 
 
-def _thresholds(selected: "DataFrame", keep: dict[int, int], n_test: dict[int, int]) -> tuple[Thresholds, Thresholds]:
-    """Pass 2: each class's k-th smallest (h, rid) for the undersampling and for the test split."""
+def _thresholds(selected: "DataFrame", ranks: list[dict[int, int]]) -> list[Thresholds]:
+    """Pass 2: for each {class: k} of `ranks`, each class's k-th smallest (h, rid); None where k is 0."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    ranks = (selected.select("label", "h", "rid")
-             .withColumn("rank", F.row_number().over(Window.partitionBy("label").orderBy("h", "rid"))))
-    wanted = [(lab, k) for lab, k in keep.items() if k > 0] + [(lab, k) for lab, k in n_test.items() if k > 0]
+    ranked = (selected.select("label", "h", "rid")
+              .withColumn("rank", F.row_number().over(Window.partitionBy("label").orderBy("h", "rid"))))
+    wanted = {(lab, k) for per_class in ranks for lab, k in per_class.items() if k > 0}
     condition = functools.reduce(lambda a, b: a | b, [(F.col("label") == lab) & (F.col("rank") == k) for lab, k in wanted])
-    cuts = {(r.label, r["rank"]): (r.h, r.rid) for r in ranks.where(condition).collect()}
-    return ({lab: cuts.get((lab, k)) for lab, k in keep.items()},
-            {lab: cuts.get((lab, k)) for lab, k in n_test.items()})
+    cuts = {(r.label, r["rank"]): (r.h, r.rid) for r in ranked.where(condition).collect()}
+    return [{lab: cuts.get((lab, k)) for lab, k in per_class.items()} for per_class in ranks]
 
 
-def _fit_scaler(spark: "SparkSession", root: str, files: list[str], keep: Thresholds, test: Thresholds,
+def _fit_scaler(spark: "SparkSession", root: str, files: list[str], keep: Thresholds, held_out: Thresholds,
                 per_event: bool) -> Scaler:
     """Pass 3: scalers from the training split only, in tasks reading the selected events' files."""
-    task = functools.partial(moments_task, root=root, keep=keep, test=test)
+    task = functools.partial(moments_task, root=root, keep=keep, held_out=held_out)
     parts = spark.sparkContext.parallelize(files, max(1, len(files))).mapPartitions(task).collect()
     if not parts:
         raise InputError("no training event left after the split")
@@ -286,17 +286,21 @@ def _write_splits(spark: "SparkSession", splits: dict[str, "DataFrame"], scaler:
                 write_empty_parquet(storage.join(out, "part-00000-empty.parquet"), arrow_schema)
 
 
-def _split_counts(per_class: dict[int, int], cfg: FeaturesConfig, where: str) -> tuple[dict[int, int], dict[int, int]]:
-    """Events kept per class (balanced or not) and, of those, test events per class."""
+def _split_counts(per_class: dict[int, int], cfg: FeaturesConfig, where: str) -> dict[str, dict[int, int]]:
+    """Events per class in each split: `kept` (balanced or not), and of those `test`, `val` (carved from
+    the training share) and `train`."""
     keep = {lab: (min(per_class.values()) if cfg.balance == "undersample" else n) for lab, n in per_class.items()}
     n_test = {lab: int(round(cfg.test_fraction * k)) for lab, k in keep.items()}
-    empty = [name for name, n in (("train", {lab: keep[lab] - n_test[lab] for lab in keep}), ("test", n_test))
-             if min(n.values()) == 0]
+    n_val = {lab: int(round(cfg.val_fraction * (k - n_test[lab]))) for lab, k in keep.items()}
+    n_train = {lab: keep[lab] - n_test[lab] - n_val[lab] for lab in keep}
+    sizes = {"train": n_train, "val": n_val, "test": n_test}
+    empty = [name for name, n in sizes.items() if min(n.values()) == 0]
     if empty and cfg.on_empty_split == "stop":
         raise InputError(f"the {' and '.join(empty)} split of {where} would hold no event of some class "
-                         f"({min(keep.values())} selected events per class, test_fraction {cfg.test_fraction}); "
-                         "use more events, or features.on_empty_split = \"write\" to write it anyway")
-    return keep, n_test
+                         f"({min(keep.values())} selected events per class, test_fraction {cfg.test_fraction}, "
+                         f"val_fraction {cfg.val_fraction}); use more events, or features.on_empty_split = \"write\" "
+                         "to write it anyway")
+    return {"kept": keep, **sizes}
 
 
 def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSession", overwrite: bool = False,
@@ -326,15 +330,19 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
             per_class[label] = per_class.get(label, 0) + (count if cut == d.CUT_FINAL else 0)
         if not per_class or min(per_class.values()) == 0:
             raise InputError(f"no event of {input_path} passes the selection: nothing to train on")
-        keep, n_test = _split_counts(per_class, cfg, input_path)
-        keep_h, test_h = _thresholds(spark.read.parquet(selected_root), keep, n_test)
+        # Each class in (h, rid) order: the first `test` events are the test split, the next `val` the
+        # validation split, the rest of the kept events the training split.
+        n = _split_counts(per_class, cfg, input_path)
+        held_out = {lab: n["test"][lab] + n["val"][lab] for lab in n["kept"]}
+        keep_h, test_h, held_h = _thresholds(spark.read.parquet(selected_root), [n["kept"], n["test"], held_out])
         selected = spark.read.parquet(selected_root)
         kept = selected.where(_below(keep_h))
-        splits = {"train": kept.where(~_below(test_h)), "test": kept.where(_below(test_h))}
+        splits = {"train": kept.where(~_below(held_h)), "val": kept.where(_below(held_h) & ~_below(test_h)),
+                  "test": kept.where(_below(test_h))}
         lap("cutflow_balance_split")
 
         _, selected_files = storage.parquet_files(selected_root)
-        scaler = _fit_scaler(spark, selected_root, selected_files, keep_h, test_h, cfg.per_event_standardisation)
+        scaler = _fit_scaler(spark, selected_root, selected_files, keep_h, held_h, cfg.per_event_standardisation)
         lap("fit_scalers")
 
         _write_splits(spark, splits, scaler, cfg.layout, staged.uri, max(1, len(selected_files)))
@@ -342,8 +350,8 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
         storage.delete(selected_root)
 
         # The thresholds make the counts exact: no need to read the splits back.
-        counts = {"train": {label_names.get(lab, str(lab)): keep[lab] - n_test[lab] for lab in sorted(keep)},
-                  "test": {label_names.get(lab, str(lab)): n_test[lab] for lab in sorted(keep)}}
+        counts = {split: {label_names.get(lab, str(lab)): n[split][lab] for lab in sorted(n["kept"])}
+                  for split in ("train", "val", "test")}
         seconds = time.perf_counter() - start
         storage.write_json(staged.path(MANIFEST), {
             "stage": "features",
@@ -359,6 +367,8 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
             "cutflow": cutflow,
             "counts": counts,
             "seeds": {"balance_split": cfg.seed, "shuffle": cfg.seed + 1},
+            "splits": {"test_fraction": cfg.test_fraction, "val_fraction": cfg.val_fraction,
+                       "order": "per class, by a seeded hash of each event's content: test first, then val, then train"},
             "settings": cfg.model_dump(mode="json"),
             "options": asdict(options),
             "particle_order": "decreasing dR from the lepton (the lepton last)",

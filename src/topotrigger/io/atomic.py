@@ -34,7 +34,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
 
 def write_json(path: Path | str, data: Any) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")  # in the order written: cut flows are ordered
 
 
 def read_json(path: Path | str) -> Any:

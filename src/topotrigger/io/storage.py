@@ -107,7 +107,7 @@ def write_text(uri: str, text: str) -> None:
 
 
 def write_json(uri: str, data: Any) -> None:
-    write_text(uri, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    write_text(uri, json.dumps(data, indent=2, default=str) + "\n")  # in the order written: cut flows are ordered
 
 
 def delete(uri: str) -> None:

@@ -2,7 +2,7 @@
 
     OUT/sparkml/      the fitted model in Spark ML's native format (XGBoost's Spark model included)
     OUT/model.json    the same metadata as the PyTorch models (model, params, features, scaler, labels)
-    OUT/history.json  one record: training seconds, events/s, validation metrics on the test split
+    OUT/history.json  one record: training seconds, events/s, metrics on the validation events
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from topotrigger.modeldir import (
     write_info,
 )
 from topotrigger.sparkml import estimators, inputs
+from topotrigger.train.data import validation_source
 from topotrigger.train.metrics import classification_metrics
 
 if TYPE_CHECKING:
@@ -84,15 +85,20 @@ class SparkSavedModel:
     def dataset_scores(self, path: str, spark: "SparkSession | None") -> tuple[np.ndarray, np.ndarray]:
         if spark is None:
             raise InputError("Spark ML / XGBoost models need a Spark session to be scored")
-        rows: Any = self.score(spark.read.parquet(path)).toPandas()
+        return self.frame_scores(spark.read.parquet(path), path)
+
+    def frame_scores(self, df: "DataFrame", where: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per-class scores and labels of a training-layout DataFrame, collected to the driver."""
+        rows: Any = self.score(df).toPandas()
         if rows.empty:
-            raise InputError(f"{path} holds no events to evaluate")
+            raise InputError(f"{where} holds no events to evaluate")
         return np.stack(rows["p"].to_numpy()), rows["label"].to_numpy().astype(np.int64)
 
 
 def train_spark_model(name: str, params: dict[str, Any], data_dir: str, out_dir: str, spark: "SparkSession",
                       input_kind: str = "hlf", seed: int = 7) -> dict[str, Any]:
-    """Fit on DATA/train, save to OUT, validate on DATA/test; returns the history."""
+    """Fit on DATA/train, save to OUT, validate on DATA/val (or a seeded share of DATA/train when the
+    dataset has no val/); returns the history."""
     return fit_and_save(name, params, data_dir, out_dir, spark, input_kind, seed)[1]
 
 
@@ -102,7 +108,13 @@ def fit_and_save(name: str, params: dict[str, Any], data_dir: str, out_dir: str,
     full = estimators.model_params(name, params)
     data_dir = storage.absolute(data_dir)
     metadata = dataset_metadata(data_dir)
-    train_df = inputs.vectors(spark.read.parquet(f"{data_dir}/train"), input_kind).cache()
+    train_raw = spark.read.parquet(f"{data_dir}/train")
+    val_path, _, holdout, validation = validation_source(data_dir, seed)
+    if holdout is None:
+        val_raw = spark.read.parquet(val_path)
+    else:
+        train_raw, val_raw = train_raw.randomSplit([1.0 - holdout.fraction, holdout.fraction], seed)
+    train_df = inputs.vectors(train_raw, input_kind).cache()
     n_train = train_df.count()
     if n_train == 0:
         raise InputError(f"{data_dir}/train holds no events")
@@ -127,9 +139,9 @@ def fit_and_save(name: str, params: dict[str, Any], data_dir: str, out_dir: str,
                      **dataset_info(metadata))
     write_info(out, info)
     saved = SparkSavedModel(info, fitted)
-    probabilities, labels = saved.dataset_scores(f"{data_dir}/test", spark)
+    probabilities, labels = saved.frame_scores(val_raw, f"validation events ({validation})")
     val = classification_metrics(probabilities, labels)
-    history = {"settings": info.settings, "params": full, "world_size": parallelism,
+    history = {"settings": info.settings, "params": full, "world_size": parallelism, "validation": validation,
                "epochs": [{"epoch": 0, "train_loss": None, "val_loss": _log_loss(probabilities, labels),
                            "val_accuracy": val["accuracy"], "val_auc": val["auc"], "seconds": seconds,
                            "events_per_s": n_train / seconds, "lr": None}]}

@@ -100,12 +100,44 @@ def _take(events: Events, index: np.ndarray) -> Events:
     return Events(events.hlf[index], events.particles[source], events.counts[index], events.labels[index])
 
 
+@dataclass(frozen=True)
+class Holdout:
+    """A seeded share of a dataset's events set aside at load time (for datasets without a val/ split):
+    `side="val"` reads only those events, `side="train"` all the others."""
+
+    fraction: float
+    seed: int
+    side: str  # "train" or "val"
+
+    def mask(self, group_index: int, rows: int) -> np.ndarray:
+        """The rows of the `group_index`-th row group (in file order) that this side reads."""
+        held = np.random.default_rng([self.seed, group_index]).random(rows) < self.fraction
+        return held if self.side == "val" else ~held
+
+
+VAL_FALLBACK_FRACTION = 0.1
+
+
+def validation_source(data_dir: str, seed: int) -> tuple[str, Holdout | None, Holdout | None, str]:
+    """Where validation events come from: the dataset's val/ split, or (datasets without one, such as the
+    public 2020 files) a seeded 10 % of its training events. (val path, train holdout, val holdout, note)."""
+    val = f"{data_dir}/val"
+    if storage.exists(val):
+        return val, None, None, "val/"
+    note = f"{VAL_FALLBACK_FRACTION:.0%} of train/ (seeded with {seed}; the dataset has no val/ split)"
+    return (f"{data_dir}/train", Holdout(VAL_FALLBACK_FRACTION, seed, "train"), Holdout(VAL_FALLBACK_FRACTION, seed, "val"),
+            note)
+
+
 class ParquetEvents(torch.utils.data.IterableDataset["Batch"]):
     """Batches of one epoch of a training-layout Parquet dataset, for one rank."""
 
     def __init__(self, path: str, batch_size: int, rank: int = 0, world: int = 1, shuffle: bool = True,
-                 buffer_events: int = 20_000, seed: int = 0, with_particles: bool = True, unit_rows: int = 1024) -> None:
+                 buffer_events: int = 20_000, seed: int = 0, with_particles: bool = True, unit_rows: int = 1024,
+                 holdout: Holdout | None = None) -> None:
         super().__init__()
+        self.holdout = holdout
+        self.masks: dict[tuple[str, int], np.ndarray] = {}
         self.path, self.batch_size, self.rank, self.world = path, batch_size, rank, world
         self.shuffle, self.buffer_events, self.seed, self.with_particles = shuffle, buffer_events, seed, with_particles
         self.epoch = 0
@@ -118,8 +150,13 @@ class ParquetEvents(torch.utils.data.IterableDataset["Batch"]):
             for g in range(meta.num_row_groups):
                 rows = meta.metadata.row_group(g).num_rows
                 self.units += [(f, g, lo, min(rows, lo + unit_rows)) for lo in range(0, rows, unit_rows)]
+                if holdout is not None:
+                    self.masks[(f, g)] = holdout.mask(len(self.masks), rows)
         self.layout = layout or "compact"
-        self.num_events = sum(u[3] - u[2] for u in self.units)
+        if holdout is None:
+            self.num_events = sum(u[3] - u[2] for u in self.units)
+        else:
+            self.num_events = sum(int(self.masks[u[:2]][u[2]:u[3]].sum()) for u in self.units)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -139,7 +176,10 @@ class ParquetEvents(torch.utils.data.IterableDataset["Batch"]):
                        if self.with_particles or c not in ("particles", "GRU_input")]
             cache.clear()
             cache[(f, group)] = pq.ParquetFile(f, filesystem=self.filesystem).read_row_group(group, columns=columns)
-        return decode(cache[(f, group)].slice(lo, hi - lo), self.layout, self.with_particles, self.path)
+        events = decode(cache[(f, group)].slice(lo, hi - lo), self.layout, self.with_particles, self.path)
+        if self.holdout is None:
+            return events
+        return _take(events, np.flatnonzero(self.masks[(f, group)][lo:hi]))
 
     def _grouped(self, units: list[tuple[str, int, int, int]]) -> list[tuple[str, int, int, int]]:
         """The units with those of one row group next to each other (groups in order of first

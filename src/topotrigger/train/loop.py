@@ -23,7 +23,7 @@ from torch import nn
 
 from topotrigger.errors import ConfigError, UserError
 from topotrigger.io.atomic import atomic_path, remove_stale_temporaries, write_json
-from topotrigger.train.data import ParquetEvents
+from topotrigger.train.data import ParquetEvents, validation_source
 from topotrigger.train.metrics import classification_metrics
 from topotrigger.train.models import USES_PARTICLES, build_model, model_params
 
@@ -115,6 +115,7 @@ class _State:
     bad_epochs: int = 0
     start_epoch: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    validation: str = "val/"
 
     @property
     def checkpoint(self) -> Path:
@@ -141,7 +142,8 @@ class _State:
             self.history = json.loads((self.out / "history.json").read_text())["epochs"][:self.start_epoch]
 
     def summary(self) -> dict[str, Any]:
-        return {"settings": asdict(self.settings), "params": self.params, "world_size": self.world, "epochs": self.history}
+        return {"settings": asdict(self.settings), "params": self.params, "world_size": self.world,
+                "validation": self.validation, "epochs": self.history}
 
 
 def _setup(settings: TrainSettings, out: Path, device: torch.device) -> _State:
@@ -213,13 +215,19 @@ def _end_epoch(run: _State, val: ParquetEvents, epoch: int, seen: int, total_los
 
 def run_training(settings: TrainSettings, data_dir: str, out_dir: str, resume: bool = False, gpu: bool = False,
                  quiet: bool = False) -> dict[str, Any]:
-    """Train `settings.model` on DATA/train, validate on DATA/test; returns the history (same on every rank)."""
+    """Train `settings.model` on DATA/train, validate on DATA/val (or a seeded share of DATA/train when the
+    dataset has no val/); returns the history (same on every rank)."""
     device = _device(gpu)
     run = _setup(settings, Path(out_dir), device)
     particles = USES_PARTICLES[settings.model]
+    # Validation (early stopping, schedule, best weights) never sees test/: that split is evaluate's alone.
+    val_path, train_holdout, val_holdout, run.validation = validation_source(data_dir, settings.seed)
     train = ParquetEvents(f"{data_dir}/train", settings.batch_size, run.rank, run.world, shuffle=True,
-                          buffer_events=settings.shuffle_buffer, seed=settings.seed, with_particles=particles)
-    val = ParquetEvents(f"{data_dir}/test", 1024, 0, 1, shuffle=False, with_particles=particles)
+                          buffer_events=settings.shuffle_buffer, seed=settings.seed, with_particles=particles,
+                          holdout=train_holdout)
+    val = ParquetEvents(val_path, 1024, 0, 1, shuffle=False, with_particles=particles, holdout=val_holdout)
+    if val_holdout is not None and run.rank == 0 and not quiet:
+        print(f"validation events: {run.validation}", flush=True)
     if resume and run.checkpoint.is_file():
         run.resume(device)
     if run.rank == 0:

@@ -2,7 +2,7 @@
 executor's local disk and shared by the trials that land there, then a single-threaded training.
 
 The sample is `fraction` of DATA/train (at least `min_events`), split 80/20 into the trial's
-training and validation events; the test split is never looked at while tuning.
+training and validation events (its `train/` and `val/`); the test split is never looked at while tuning.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ VALIDATION_SHARE = 0.2
 def sample_dataset(data_dir: str, fraction: float, min_events: int, seed: int, cache_root: str | None = None) -> Path:
     filesystem, files = storage.parquet_files(f"{data_dir}/train")
     sizes = [filesystem.get_file_info(f).size for f in files]
-    key = digest([data_dir, files, sizes, fraction, min_events, seed])[:16]
+    key = digest([data_dir, files, sizes, fraction, min_events, seed, "train+val"])[:16]
     target = Path(cache_root or tempfile.gettempdir()) / "topotrigger-tune-cache" / key
     if (target / "_SUCCESS").is_file():
         return target
@@ -49,7 +49,7 @@ def sample_dataset(data_dir: str, fraction: float, min_events: int, seed: int, c
     table = pa.concat_tables(parts) if parts else metas[0].schema_arrow.empty_table()
     validation = rng.random(table.num_rows) < VALIDATION_SHARE
     tmp = target.with_name(f"{key}.tmp-{os.getpid()}")
-    for split, mask in (("train", ~validation), ("test", validation)):
+    for split, mask in (("train", ~validation), ("val", validation)):
         (tmp / split).mkdir(parents=True, exist_ok=True)
         pq.write_table(table.filter(pa.array(mask)), tmp / split / "part-0.parquet")
     (tmp / "_SUCCESS").write_text("")
