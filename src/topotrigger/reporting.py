@@ -72,11 +72,18 @@ def print_evaluate(console: Console, result: "EvaluateResult") -> None:
     for column in ("accuracy", *(f"AUC {c}" for c in classes), "bkg acc. @99% sig (ttbar)"):
         table.add_column(column, justify="right")
     for name, m in metrics["models"].items():
-        ttbar = m["per_class"].get("ttbar", {}).get("background_acceptance_at_99pct_signal")
-        table.add_row(name, f"{m['accuracy']:.3f}", *(f"{m['auc'][c]:.3f}" for c in classes),
-                      f"{ttbar:.3f}" if ttbar is not None else "-")
+        ci = m.get("intervals", {})
+        ttbar = m["per_class"].get("ttbar", {}).get("intervals", {}).get("background_acceptance_at_99pct_signal")
+        table.add_row(name, _interval(m["accuracy"], ci.get("accuracy")),
+                      *(_interval(m["auc"][c], ci.get("auc", {}).get(c)) for c in classes),
+                      _interval(ttbar["value"], ttbar["interval"]) if ttbar else "-")
     console.print(table)
+    console.print("intervals: central 68.3 % (bootstrap for accuracy and AUC, Clopper–Pearson for efficiencies)")
     console.print(f"report: {result.report}")
+
+
+def _interval(value: float, interval: list[float] | None) -> str:
+    return f"{value:.3f}" if not interval else f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
 
 
 def print_tune(console: Console, result: "TuneResult") -> None:

@@ -55,3 +55,43 @@ def test_trigger_view_on_known_scores() -> None:
     good = np.r_[np.full(10, 200.0), np.arange(100.0)]
     fpr, tpr, _ = roc_curve(good, positive)
     assert efficiency_at_acceptance(fpr, tpr, 0.001) == 1.0 and acceptance_at_efficiency(fpr, tpr, 0.99) == 0.0
+
+
+@pytest.mark.parametrize("k,n", [(0, 10), (3, 10), (10, 10), (1, 411), (250, 411), (0, 1)])
+def test_clopper_pearson_matches_scipy_binomtest(k: int, n: int) -> None:
+    from scipy.stats import binomtest
+
+    from topotrigger.evaluate.metrics import clopper_pearson
+
+    reference = binomtest(k, n).proportion_ci(confidence_level=0.683, method="exact")
+    np.testing.assert_allclose(clopper_pearson(k, n, 0.683), (reference.low, reference.high), rtol=1e-9, atol=1e-12)
+
+
+def test_bootstrap_intervals_cover_the_value_and_shrink_with_statistics() -> None:
+    from topotrigger.evaluate.metrics import bootstrap_intervals
+
+    rng = np.random.default_rng(5)
+    widths = []
+    for n in (150, 2400):
+        labels = rng.integers(0, 3, n)
+        probabilities = rng.dirichlet(np.ones(3), n) + np.eye(3)[labels] * 0.6
+        result = evaluate_scores(probabilities, labels, ["qcd", "ttbar", "wjets"])
+        lo, hi = result["intervals"]["auc"]["ttbar"]
+        assert lo <= result["auc"]["ttbar"] <= hi
+        lo_acc, hi_acc = result["intervals"]["accuracy"]
+        assert lo_acc <= result["accuracy"] <= hi_acc
+        widths.append(hi - lo)
+        assert bootstrap_intervals(probabilities, labels, ["qcd", "ttbar", "wjets"]) == result["intervals"]  # seeded
+    assert widths[1] < widths[0] / 2
+
+
+def test_figures_resting_on_few_events_are_flagged() -> None:
+    rng = np.random.default_rng(2)
+    labels = np.repeat([0, 1, 2], 137)  # 411 events: 274 background events per selector
+    probabilities = rng.dirichlet(np.ones(3), len(labels)) + np.eye(3)[labels] * 0.5
+    view = evaluate_scores(probabilities, labels, ["qcd", "ttbar", "wjets"])["per_class"]["ttbar"]["intervals"]
+    at = view["signal_efficiency_at_background_acceptance"]
+    assert at["0.001"]["few_events"] and at["0.001"]["background_events_allowed"] == pytest.approx(0.274)
+    assert not at["0.1"]["few_events"]
+    figure = view["background_acceptance_at_99pct_signal"]
+    assert figure["n"] == 274 and figure["interval"][0] <= figure["value"] <= figure["interval"][1]

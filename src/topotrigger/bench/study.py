@@ -19,7 +19,7 @@ from typing import Any
 from topotrigger.errors import UserError
 from topotrigger.io.atomic import atomic_path, write_json
 
-# DESIGN.md section 5, per core.
+# The published 2019–2020 figures (docs/performance.md), per core.
 PUBLISHED = {
     "features": {"events_per_s_per_core": 12.0, "what": "2019 ingestion + features, Python UDFs (54.5 M events, 400 cores)"},
     "train": {"events_per_s_per_core": 740 / 24, "what": "2020 inclusive GRU on CPU, 4 workers on a 24-core box"},

@@ -16,6 +16,52 @@ from topotrigger.train.metrics import auc
 
 ACCEPTANCES = (0.1, 0.01, 0.001)
 SIGNAL_EFFICIENCY = 0.99
+CONFIDENCE = 0.683            # intervals are central 68.3 % (one standard deviation for a Gaussian)
+BOOTSTRAP_SAMPLES = 200
+FEW_EVENTS = 10               # a figure resting on fewer events than this is flagged, not hidden
+
+
+def clopper_pearson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The exact (Clopper–Pearson) central interval on an efficiency k/n:
+    lower = B⁻¹((1−c)/2; k, n−k+1), upper = B⁻¹((1+c)/2; k+1, n−k), with B⁻¹ the beta quantile."""
+    from scipy.special import betaincinv
+
+    if n <= 0:
+        return 0.0, 1.0
+    alpha = 1.0 - confidence
+    lower = 0.0 if k <= 0 else float(betaincinv(k, n - k + 1, alpha / 2))
+    upper = 1.0 if k >= n else float(betaincinv(k + 1, n - k, 1 - alpha / 2))
+    return lower, upper
+
+
+def efficiency(k: int, n: int) -> dict[str, Any]:
+    """k/n with its Clopper–Pearson interval, the counts, and whether it rests on fewer than FEW_EVENTS events."""
+    lo, hi = clopper_pearson(k, n)
+    return {"value": k / n if n else float("nan"), "interval": [lo, hi], "k": int(k), "n": int(n),
+            "few_events": bool(min(k, n) < FEW_EVENTS)}
+
+
+def bootstrap_intervals(probabilities: np.ndarray, labels: np.ndarray, class_names: list[str],
+                        samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
+                        confidence: float = CONFIDENCE) -> dict[str, Any]:
+    """Seeded bootstrap (events resampled with replacement) central intervals on the accuracy and each AUC."""
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    correct = np.argmax(probabilities, axis=1) == labels
+    accuracies, aucs = np.empty(samples), np.empty((samples, len(class_names)))
+    for i in range(samples):
+        pick = rng.integers(0, n, n)
+        accuracies[i] = correct[pick].mean()
+        aucs[i] = [auc(probabilities[pick, k], labels[pick] == k) for k in range(len(class_names))]
+    q = [(1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100]
+
+    def central(values: np.ndarray) -> list[float]:
+        finite = values[np.isfinite(values)]  # a class absent from the sample has no AUC
+        return np.percentile(finite, q).tolist() if len(finite) else [float("nan"), float("nan")]
+
+    return {"accuracy": central(accuracies),
+            "auc": {name: central(aucs[:, k]) for k, name in enumerate(class_names)},
+            "method": f"bootstrap, {samples} resamples, seed {seed}, central {confidence:.1%}"}
 
 
 def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -53,12 +99,28 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int, 
 def trigger_view(scores: np.ndarray, positive: np.ndarray) -> dict[str, Any]:
     fpr, tpr, thresholds = roc_curve(scores, positive)
     acceptance = acceptance_at_efficiency(fpr, tpr, SIGNAL_EFFICIENCY)
+    n_pos, n_neg = int(positive.sum()), int(len(positive) - positive.sum())
+    at_acceptance = {str(a): efficiency_at_acceptance(fpr, tpr, a) for a in ACCEPTANCES}
     return {
-        "signal_efficiency_at_background_acceptance": {str(a): efficiency_at_acceptance(fpr, tpr, a) for a in ACCEPTANCES},
+        "signal_efficiency_at_background_acceptance": at_acceptance,
         "background_acceptance_at_99pct_signal": acceptance,
         "rate_reduction_at_99pct_signal": (1.0 / acceptance) if acceptance > 0 else float("inf"),
+        # The same figures as counts with Clopper–Pearson intervals (the balanced test sample, not rates).
+        "intervals": {
+            "signal_efficiency_at_background_acceptance": {
+                a: _at_acceptance(int(round(e * n_pos)), n_pos, float(a) * n_neg) for a, e in at_acceptance.items()},
+            "background_acceptance_at_99pct_signal": efficiency(int(round(acceptance * n_neg)), n_neg),
+        },
         "lepton_selection": {"signal_efficiency": 1.0, "background_acceptance": 1.0},
     }
+
+
+def _at_acceptance(k: int, n: int, background_allowed: float) -> dict[str, Any]:
+    """A signal efficiency at a background acceptance: it also rests on the background events that the
+    acceptance allows (0.001 of 300 background events is 0.3 of an event)."""
+    figure = efficiency(k, n)
+    return figure | {"background_events_allowed": background_allowed,
+                     "few_events": figure["few_events"] or background_allowed < FEW_EVENTS}
 
 
 def evaluate_scores(probabilities: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict[str, Any]:
@@ -75,6 +137,7 @@ def evaluate_scores(probabilities: np.ndarray, labels: np.ndarray, class_names: 
         "events": int(len(labels)),
         "accuracy": float(np.mean(predicted == labels)),
         "auc": {name: per_class[name]["auc"] for name in class_names},
+        "intervals": bootstrap_intervals(probabilities, labels, class_names),
         "confusion_matrix": confusion_matrix(labels, predicted, len(class_names)).tolist(),
         "per_class": per_class,
     }

@@ -10,7 +10,7 @@ from typing import Any
 
 from topotrigger.evaluate.metrics import ACCEPTANCES
 
-# DESIGN.md section 5: the published figures, on the CERN dataset (not ours): comparable in kind only.
+# The published 2020 figures (Migliorini et al. 2020), on the CERN dataset (not ours): comparable in kind only.
 PUBLISHED_2020: dict[str, dict[str, Any]] = {
     "hlf (2020 published, other dataset)": {"accuracy": 0.916, "auc": {"qcd": 0.987, "ttbar": 0.986, "wjets": 0.981}},
     "inclusive (2020 published, other dataset)": {"accuracy": 0.956, "auc": {"qcd": 0.995, "ttbar": 0.997, "wjets": 0.995}},
@@ -42,6 +42,18 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _with_interval(value: Any, interval: list[float] | None) -> str:
+    if interval is None or not all(isinstance(v, float) for v in interval):
+        return _fmt(value)
+    return f"{_fmt(value)} [{_fmt(interval[0])}, {_fmt(interval[1])}]"
+
+
+def _figure(figure: dict[str, Any]) -> str:
+    """An efficiency with its interval, flagged when it rests on fewer than 10 events."""
+    text = _with_interval(figure["value"], figure["interval"])
+    return text + " (fewer than 10 events)" if figure["few_events"] else text
+
+
 def _image(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<p><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"></p>'
@@ -53,7 +65,9 @@ def write_report(path: Path, metrics: dict[str, Any], plots: list[Path], context
     summary_rows, css = [], []
     for name, m in models.items():
         t = m["training"]
-        summary_rows.append([name, m["accuracy"], *(m["auc"][c] for c in classes), t.get("epochs", ""),
+        ci = m.get("intervals", {})
+        summary_rows.append([name, _with_interval(m["accuracy"], ci.get("accuracy")),
+                             *(_with_interval(m["auc"][c], ci.get("auc", {}).get(c)) for c in classes), t.get("epochs", ""),
                              t.get("seconds", ""), t.get("events_per_s", ""), m["model_bytes"]])
         css.append("")
     for name, ref in PUBLISHED_2020.items():
@@ -66,11 +80,12 @@ def write_report(path: Path, metrics: dict[str, Any], plots: list[Path], context
     for name, m in models.items():
         for c in classes:
             view = m["per_class"][c]
-            effs = view["signal_efficiency_at_background_acceptance"]
-            trigger_rows.append([name, c, *(effs[str(a)] for a in ACCEPTANCES),
-                                 view["background_acceptance_at_99pct_signal"], view["rate_reduction_at_99pct_signal"]])
+            effs = view["intervals"]["signal_efficiency_at_background_acceptance"]
+            acceptance = view["intervals"]["background_acceptance_at_99pct_signal"]
+            trigger_rows.append([name, c, *(_figure(effs[str(a)]) for a in ACCEPTANCES), _figure(acceptance),
+                                 view["rate_reduction_at_99pct_signal"]])
     trigger = _table(["model", "selector", *(f"signal eff. at {a:g} bkg" for a in ACCEPTANCES),
-                      "bkg acceptance at 99% signal", "rate reduction at 99% signal"], trigger_rows)
+                      "bkg acceptance at 99% signal", "bkg rejection (1/acceptance) at 99% signal"], trigger_rows)
 
     cutflow = context.get("cutflow") or {}
     steps = list(next(iter(cutflow.values()), {}).keys())
@@ -81,12 +96,16 @@ def write_report(path: Path, metrics: dict[str, Any], plots: list[Path], context
 <body>
 <h1>topotrigger evaluation</h1>
 <p>Dataset <code>{html.escape(str(metrics['dataset']))}</code>, split <code>{html.escape(metrics['split'])}</code>,
-{metrics['events']:,} events. Reference rows (grey) are the 2020 published figures on the CERN dataset,
+{metrics['events']:,} events (read by this stage only: training and tuning validate on val/).
+Intervals are central 68.3 %: bootstrap (200 seeded resamples) on accuracy and AUC, Clopper–Pearson on
+efficiencies. Reference rows (grey) are the 2020 published figures on the CERN dataset (Migliorini et
+al., Comput Softw Big Sci 4, 8 (2020); the study: Nguyen et al., Comput Softw Big Sci 3, 12 (2019)),
 not on these events: comparable in kind, not to the digit.</p>
 <h2>Classifiers</h2>{summary}
 <h2>Trigger view</h2>
 <p>Each class's score as a selector of that class, on top of the lepton selection (which keeps
-every event here: signal efficiency 1, background acceptance 1). Background = the other classes.</p>
+every event here: signal efficiency 1, background acceptance 1). Background = the other classes of
+this balanced sample, unweighted: these are efficiencies, not trigger rates.</p>
 {trigger}
 <h2>Plots</h2>{''.join(_image(p) for p in plots)}
 <h2>Dataset cut flow</h2>{cutflow_table}

@@ -3,6 +3,7 @@
     OUT/metrics.json    per model: accuracy, AUC per class, confusion matrix, trigger view, training cost
     OUT/report.html     self-contained: tables, embedded plots, cut flow, configuration, versions
     OUT/*.png           ROC curves (all models), confusion matrices, training curves
+    OUT/scores/I_MODEL.parquet  per-event label, weight and score per class of each model
 
 The output directory is replaced atomically; the same inputs give the same files.
 """
@@ -46,6 +47,20 @@ class EvaluateResult:
 def score_dataset(saved: SavedModel, path: str, batch_size: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """Softmax scores and labels of every event of a training-layout dataset, in storage order."""
     return saved.dataset_scores(path, None, batch_size)
+
+
+def write_scores(path: Path, model: str, probabilities: np.ndarray, labels: np.ndarray, classes: list[str]) -> None:
+    """Per-event scores of one model, in the order the model read the split (storage order for the PyTorch
+    models), so that any figure of the report can be redone. `weight` is 1 (the test split is balanced,
+    unweighted). The split's events carry no identifier of their own yet: none is written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = {"label": pa.array(labels.astype(np.int32)), "weight": pa.array(np.ones(len(labels), np.float32))}
+    columns |= {f"score_{c.replace(' ', '_')}": pa.array(probabilities[:, k].astype(np.float32)) for k, c in enumerate(classes)}
+    table = pa.table(columns).replace_schema_metadata({"model": model})
+    pq.write_table(table, path)
 
 
 def training_summary(model_dir: Path) -> dict[str, Any]:
@@ -108,6 +123,8 @@ def evaluate(model_dirs: list[str], data_dir: str, out_dir: str, split: str = "t
         if histories:
             figures.append(plots.training_curves(histories, tmp / "training.png"))
         write_json(tmp / "metrics.json", metrics)
+        for i, (name, (probabilities, labels)) in enumerate(scores.items()):
+            write_scores(tmp / "scores" / f"{i}_{name.replace('/', '_')}.parquet", name, probabilities, labels, classes)
         context = {"cutflow": metadata.get("cutflow"),
                    "configuration": {"features": metadata.get("settings"), "feature_options": metadata.get("options"),
                                      "models": {n: {"settings": m.info.settings, "params": m.info.params}

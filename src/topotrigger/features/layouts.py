@@ -1,4 +1,4 @@
-"""The two output layouts of a training dataset (DESIGN.md section 3), built from scaled arrays."""
+"""The two output layouts of a training dataset (docs/architecture.md), built from scaled arrays."""
 
 from __future__ import annotations
 

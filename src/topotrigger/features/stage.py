@@ -291,7 +291,9 @@ def _split_counts(per_class: dict[int, int], cfg: FeaturesConfig, where: str) ->
     the training share) and `train`."""
     keep = {lab: (min(per_class.values()) if cfg.balance == "undersample" else n) for lab, n in per_class.items()}
     n_test = {lab: int(round(cfg.test_fraction * k)) for lab, k in keep.items()}
-    n_val = {lab: int(round(cfg.val_fraction * (k - n_test[lab]))) for lab, k in keep.items()}
+    # A requested validation share gets at least one event per class while two training events remain.
+    n_val = {lab: max(int(round(cfg.val_fraction * (k - n_test[lab]))), 1 if cfg.val_fraction > 0 and k - n_test[lab] >= 2 else 0)
+             for lab, k in keep.items()}
     n_train = {lab: keep[lab] - n_test[lab] - n_val[lab] for lab in keep}
     sizes = {"train": n_train, "val": n_val, "test": n_test}
     empty = [name for name, n in sizes.items() if min(n.values()) == 0]

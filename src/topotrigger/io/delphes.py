@@ -14,7 +14,7 @@ import awkward as ak
 
 from topotrigger.errors import InputError
 
-# The collections and fields the pipeline reads downstream (DESIGN.md section 2).
+# The collections and fields the pipeline reads downstream (docs/physics.md).
 PIPELINE_COLLECTIONS: dict[str, tuple[str, ...]] = {
     "EFlowTrack": ("PT", "Eta", "Phi", "PID", "Charge", "X", "Y", "Z"),
     "EFlowPhoton": ("ET", "Eta", "Phi"),

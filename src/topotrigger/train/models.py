@@ -1,4 +1,4 @@
-"""The classifiers of DESIGN.md section 4. Particle sequences are processed at their real length
+"""The classifiers (docs/training.md). Particle sequences are processed at their real length
 (packed GRU sequences, attention masks), never as 801 padded steps.
 
 Every model takes (hlf [B, N_HLF], particles [B, L, N_FEATURES], lengths [B]) and returns logits

@@ -19,7 +19,7 @@ from topotrigger.train.models import DEFAULTS, MODELS
 
 TRAINING_KEYS = ("batch_size", "epochs", "lr")
 
-# DESIGN.md section 5: the 2019 HLF grid (243 points).
+# The 2019 HLF grid (243 points), as published with the 2019 study.
 DEFAULT_SPACES: dict[str, dict[str, list[Any]]] = {
     "hlf": {"batch_size": [64, 100, 200], "epochs": [10, 30, 50], "nh1": [50, 100, 150], "nh2": [20, 50, 100],
             "nh3": [10, 20, 50]},

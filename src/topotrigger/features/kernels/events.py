@@ -379,7 +379,7 @@ def _bad_input(collections: dict[str, Collection], n_events: int) -> np.ndarray:
 def compute(collections: dict[str, Collection], options: d.FeatureOptions = d.FeatureOptions(),
             max_tracks: int = d.MAX_TRACKS, max_photons: int = d.MAX_PHOTONS,
             max_neutrals: int = d.MAX_NEUTRALS) -> EventFeatures:
-    """Features of every event in the batch (see the module docstring and DESIGN.md section 2)."""
+    """Features of every event in the batch (see the module docstring and docs/physics.md)."""
     t, p, n = collections["EFlowTrack"], collections["EFlowPhoton"], collections["EFlowNeutralHadron"]
     e, m, j, met = collections["Electron"], collections["MuonTight"], collections["Jet"], collections["MissingET"]
     n_events = len(t.offsets) - 1
