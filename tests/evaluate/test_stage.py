@@ -29,7 +29,8 @@ def test_report_puts_models_side_by_side(synthetic_models, tmp_path: Path) -> No
     html = result.report.read_text()
     assert html.count("data:image/png;base64,") >= 4  # ROC, two confusion matrices, training curves
     assert not re.search(r'src="(?!data:)', html)  # nothing outside the file
-    assert "2020 published, other dataset" in html and "rate reduction at 99% signal" in html
+    assert "2020 published, other dataset" in html and "bkg rejection (1/acceptance) at 99% signal" in html
+    assert "rate reduction" not in html  # a balanced, unweighted sample gives efficiencies, not rates
     # A rerun replaces the output in place and gives the same numbers.
     evaluate([str(models["hlf"]), str(models["inclusive"])], str(data), str(tmp_path / "eval"))
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["models"] == metrics["models"]
