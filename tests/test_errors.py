@@ -37,3 +37,19 @@ def test_other_failures_keep_their_traceback(spark) -> None:
 def test_foreign_text_is_not_mistaken_for_a_user_error() -> None:
     assert user_error_in(RuntimeError("topotrigger.errors.InputError: looks like one")) is None
     assert user_error_in(RuntimeError("[topotrigger-user-error:not base64:topotrigger-user-error]")) is None
+
+
+def test_a_carried_error_imports_nothing_and_falls_back_to_user_error() -> None:
+    import base64
+    import json
+
+    from topotrigger.errors import InputError
+
+    def carried(kind: str) -> RuntimeError:
+        payload = base64.b64encode(json.dumps({"kind": kind, "message": "bad file x.root"}).encode()).decode()
+        return RuntimeError(f"Py4J... [topotrigger-user-error:{payload}:topotrigger-user-error] bad file x.root")
+
+    assert type(user_error_in(carried("topotrigger.errors:InputError"))) is InputError
+    unknown = user_error_in(carried("os:system"))  # not a UserError: never used as the class
+    assert type(unknown) is UserError and str(unknown) == "bad file x.root"
+    assert type(user_error_in(carried("not.imported.module:Thing"))) is UserError

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import functools
-import pickle
+import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -50,7 +51,8 @@ class MissingDependencyError(UserError, ImportError):
 
 
 # A user error raised in a Spark task reaches the driver only as text inside Spark's own exception:
-# the task's error is carried there pickled, between these markers, and raised again on the driver.
+# the task's error is carried there as its class and message (JSON, base64, between these markers) and
+# raised again on the driver. Not pickle: that text may also hold user-controlled file names.
 _START, _END = "[topotrigger-user-error:", ":topotrigger-user-error]"
 
 
@@ -66,7 +68,8 @@ def carry_user_errors(task: Callable[..., Iterator[T]]) -> Callable[..., Iterato
         try:
             yield from task(*args, **kwargs)
         except UserError as exc:
-            carried = base64.b64encode(pickle.dumps(exc)).decode()
+            kind = f"{type(exc).__module__}:{type(exc).__qualname__}"
+            carried = base64.b64encode(json.dumps({"kind": kind, "message": str(exc)}).encode()).decode()
             raise TaskUserError(f"{_START}{carried}{_END} {exc}") from None
 
     return wrapper
@@ -80,10 +83,19 @@ def user_error_in(exc: BaseException) -> UserError | None:
     if start < 0 or end < 0:
         return None
     try:
-        error = pickle.loads(base64.b64decode(text[start + len(_START):end]))
-    except Exception:  # a truncated or foreign message: not ours to interpret
+        carried = json.loads(base64.b64decode(text[start + len(_START):end], validate=True))
+        module, _, name = str(carried["kind"]).partition(":")
+        message = str(carried["message"])
+    except (ValueError, KeyError, TypeError):  # a truncated or foreign message: not ours to interpret
         return None
-    return error if isinstance(error, UserError) else None
+    # Only classes the driver has already imported: nothing is imported on the word of a message.
+    kind = getattr(sys.modules.get(module), name, None) if "." not in name else None
+    if not (isinstance(kind, type) and issubclass(kind, UserError)):
+        kind = UserError
+    try:
+        return kind(message)
+    except TypeError:  # a subclass with another constructor
+        return UserError(message)
 
 
 @contextmanager
