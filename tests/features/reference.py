@@ -1,4 +1,4 @@
-"""A plain per-event Python implementation of DESIGN.md section 2: readable, slow, independent of
+"""A plain per-event Python implementation of the feature contract (docs/physics.md): readable, slow, independent of
 the Numba kernels. Used by the tests (agreement on generated events) and by the benchmark."""
 
 from __future__ import annotations
