@@ -1,4 +1,8 @@
-"""Evaluation plots (matplotlib with mplhep's HEP styling), written as PNG."""
+"""Evaluation plots (matplotlib with mplhep's HEP styling), written as PNG (150 dpi) and PDF.
+
+Every panel carries the "Simulation" and √s = 13 TeV labels; legends sit outside the curves'
+busiest corner (or in a panel of their own) so that nothing is hidden.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +22,39 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     hep.style.use("ROOT")
-    plt.rcParams.update({"figure.dpi": 80, "font.size": 14})
+    plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 150, "font.size": 14})
     return plt
+
+
+def _label(ax: Any) -> None:
+    ax.text(0.0, 1.01, "Simulation", transform=ax.transAxes, ha="left", va="bottom", fontsize=12,
+            fontweight="bold", fontstyle="italic")
+    ax.text(1.0, 1.01, r"$\sqrt{s}$ = 13 TeV", transform=ax.transAxes, ha="right", va="bottom", fontsize=12)
+
+
+def _save(fig: Any, path: Path) -> Path:
+    """The PNG at `path` (returned: the report embeds it) and a PDF beside it."""
+    plt = _pyplot()
+    for ax in fig.axes:
+        if ax.get_visible() and ax.has_data():
+            _label(ax)
+    fig.tight_layout()
+    fig.savefig(path)
+    fig.savefig(path.with_suffix(".pdf"))
+    plt.close(fig)
+    return path
+
+
+def _band(k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Clopper–Pearson 68.3 % intervals of k/n, vectorised."""
+    from scipy.special import betaincinv
+
+    k = np.asarray(k, dtype=np.float64)
+    alpha = 1 - 0.683
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lower = np.where(k > 0, betaincinv(np.maximum(k, 1e-300), n - k + 1, alpha / 2), 0.0)
+        upper = np.where(k < n, betaincinv(k + 1, np.maximum(n - k, 1e-300), 1 - alpha / 2), 1.0)
+    return lower, upper
 
 
 def roc_curves(scores: dict[str, tuple[np.ndarray, np.ndarray]], class_names: list[str], aucs: dict[str, dict[str, float]],
@@ -30,36 +65,107 @@ def roc_curves(scores: dict[str, tuple[np.ndarray, np.ndarray]], class_names: li
     for k, (name, ax) in enumerate(zip(class_names, axes[0])):
         for model, (probabilities, labels) in scores.items():
             fpr, tpr, _ = roc_curve(probabilities[:, k], labels == k)
-            ax.plot(tpr[1:], fpr[1:], label=f"{model} (AUC {aucs[model][name]:.3f})")
+            n_bkg = int(np.sum(labels != k))
+            line, = ax.plot(tpr[1:], fpr[1:], label=f"{model} (AUC {aucs[model][name]:.3f})")
+            low, high = _band(np.round(fpr[1:] * n_bkg), n_bkg)  # the acceptance's binomial uncertainty
+            ax.fill_between(tpr[1:], np.maximum(low, 1e-5), high, color=line.get_color(), alpha=0.2, lw=0)
         ax.set_yscale("log")
         ax.set_xlim(0, 1)
+        ax.set_ylim(1e-4, 1.5)
         ax.set_xlabel(f"{name} efficiency")
         ax.set_ylabel("background acceptance")
-        ax.set_title(f"{name} selector", fontsize=14)
-        ax.legend(fontsize=10, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+        ax.set_title(f"{name} selector", fontsize=14, pad=22)
+        ax.legend(fontsize=10, loc="upper left")
+    return _save(fig, path)
 
 
-def confusion(matrix: list[list[float]], class_names: list[str], model: str, path: Path) -> Path:
+def confusion(matrices: dict[str, list[list[float]]], class_names: list[str], path: Path) -> Path:
+    """The normalised confusion matrices of every model, side by side."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    values = np.asarray(matrix)
-    ax.imshow(values, cmap="Blues", vmin=0, vmax=1)
-    for (i, j), v in np.ndenumerate(values):
-        ax.text(j, i, f"{v:.3f}", ha="center", va="center", color="white" if v > 0.5 else "black", fontsize=12)
-    ax.set_xticks(range(len(class_names)), class_names)
-    ax.set_yticks(range(len(class_names)), class_names)
-    ax.minorticks_off()
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"{model}: normalised confusion", fontsize=13)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    fig, axes = plt.subplots(1, len(matrices), figsize=(5.5 * len(matrices), 5.2), squeeze=False)
+    for ax, (model, matrix) in zip(axes[0], matrices.items()):
+        values = np.asarray(matrix)
+        ax.imshow(values, cmap="Blues", vmin=0, vmax=1)
+        for (i, j), v in np.ndenumerate(values):
+            ax.text(j, i, f"{v:.3f}", ha="center", va="center", color="white" if v > 0.5 else "black", fontsize=12)
+        ax.set_xticks(range(len(class_names)), class_names)
+        ax.set_yticks(range(len(class_names)), class_names)
+        ax.minorticks_off()
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{model}: normalised confusion", fontsize=13, pad=22)
+    return _save(fig, path)
+
+
+def score_distributions(model: str, probabilities: np.ndarray, labels: np.ndarray, class_names: list[str],
+                        path: Path) -> Path:
+    """Per selector, its score for the events of each true class (normalised, log y)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(class_names), figsize=(6 * len(class_names), 5.5), squeeze=False)
+    bins = np.linspace(0.0, 1.0, 41)
+    for k, (name, ax) in enumerate(zip(class_names, axes[0])):
+        for c, true in enumerate(class_names):
+            chosen = probabilities[labels == c, k]
+            if len(chosen):
+                ax.hist(chosen, bins=bins, histtype="step", lw=2, density=True, label=f"true {true} ({len(chosen)})")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"{model}: {name} score")
+        ax.set_ylabel("events (normalised)")
+        ax.set_title(f"{name} selector", fontsize=14, pad=22)
+        ax.legend(fontsize=10, loc="upper center")
+    return _save(fig, path)
+
+
+def efficiency_vs_threshold(model: str, probabilities: np.ndarray, labels: np.ndarray, class_names: list[str],
+                            path: Path) -> Path:
+    """Per selector: the fraction of each true class kept by a cut on its score, against the cut."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(class_names), figsize=(6 * len(class_names), 5.5), squeeze=False)
+    thresholds = np.linspace(0.0, 1.0, 201)
+    for k, (name, ax) in enumerate(zip(class_names, axes[0])):
+        for c, true in enumerate(class_names):
+            chosen = np.sort(probabilities[labels == c, k])
+            if not len(chosen):
+                continue
+            kept = len(chosen) - np.searchsorted(chosen, thresholds, side="left")
+            low, high = _band(kept, len(chosen))
+            line, = ax.plot(thresholds, kept / len(chosen), lw=2, label=f"{true} ({'signal' if c == k else 'background'})")
+            ax.fill_between(thresholds, np.maximum(low, 1e-5), high, color=line.get_color(), alpha=0.2, lw=0)
+        ax.set_yscale("log")
+        ax.set_ylim(1e-4, 1.5)
+        ax.set_xlabel(f"{model}: cut on the {name} score")
+        ax.set_ylabel("fraction kept")
+        ax.set_title(f"{name} selector", fontsize=14, pad=22)
+        ax.legend(fontsize=10, loc="lower left")
+    return _save(fig, path)
+
+
+def hlf_distributions(names: list[str], splits: dict[str, tuple[np.ndarray, np.ndarray]], class_names: list[str],
+                      path: Path) -> Path:
+    """Each high-level feature per class, unscaled, the training sample (dashed) over the test split (solid)."""
+    plt = _pyplot()
+    cols = 4
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), squeeze=False)
+    test_hlf = splits["test"][0]
+    for f, (name, ax) in enumerate(zip(names, axes.flat)):
+        values = test_hlf[:, f]
+        lo, hi = np.nanpercentile(values, [0.5, 99.5]) if len(values) else (0.0, 1.0)
+        bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 31)
+        for c, cls in enumerate(class_names):
+            for split, style in (("train", "--"), ("test", "-")):
+                hlf, labels = splits[split]
+                chosen = hlf[labels == c, f]
+                if len(chosen):
+                    ax.hist(np.clip(chosen, bins[0], bins[-1]), bins=bins, histtype="step", density=True, ls=style,
+                            color=f"C{c}", label=f"{cls} {split}")
+        ax.set_xlabel(name)
+        ax.set_ylabel("events (normalised)", fontsize=11)
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    handles, texts = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, texts, loc="lower right", fontsize=11, ncol=2)
+    return _save(fig, path)
 
 
 def training_curves(histories: dict[str, list[dict[str, Any]]], path: Path) -> Path:
@@ -70,13 +176,12 @@ def training_curves(histories: dict[str, list[dict[str, Any]]], path: Path) -> P
         line, = loss_ax.plot(x, [e["val_loss"] for e in epochs], label=f"{model} validation")
         loss_ax.plot(x, [e["train_loss"] for e in epochs], ls="--", color=line.get_color(), label=f"{model} training")
         acc_ax.plot(x, [e["val_accuracy"] for e in epochs], color=line.get_color(), label=model)
-    loss_ax.set_xlabel("epoch")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (loss_ax, acc_ax):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=10)
     loss_ax.set_ylabel("cross-entropy loss")
-    acc_ax.set_xlabel("epoch")
     acc_ax.set_ylabel("validation accuracy")
-    loss_ax.legend(fontsize=10)
-    acc_ax.legend(fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

@@ -2,7 +2,8 @@
 
     OUT/metrics.json    per model: accuracy, AUC per class, confusion matrix, trigger view, training cost
     OUT/report.html     self-contained: tables, embedded plots, cut flow, configuration, versions
-    OUT/*.png           ROC curves (all models), confusion matrices, training curves
+    OUT/*.png, *.pdf    ROC curves with bands, confusion matrices, score distributions and efficiency vs
+                        threshold per model, the HLF per class (train vs test), training curves
     OUT/scores/I_MODEL.parquet  per-event label, weight and score per class of each model
 
 The output directory is replaced atomically; the same inputs give the same files.
@@ -23,6 +24,7 @@ from topotrigger.evaluate import plots
 from topotrigger.evaluate.metrics import evaluate_scores
 from topotrigger.evaluate.report import PUBLISHED_2020, write_report
 from topotrigger.features.contract import dataset_metadata
+from topotrigger.features.kernels.definitions import N_HLF
 from topotrigger.io import storage
 from topotrigger.io.atomic import write_json
 from topotrigger.io.versions import software_versions
@@ -61,6 +63,31 @@ def write_scores(path: Path, model: str, probabilities: np.ndarray, labels: np.n
     columns |= {f"score_{c.replace(' ', '_')}": pa.array(probabilities[:, k].astype(np.float32)) for k, c in enumerate(classes)}
     table = pa.table(columns).replace_schema_metadata({"model": model})
     pq.write_table(table, path)
+
+
+HLF_SAMPLE = 20_000
+
+
+def hlf_samples(data_dir: str, split: str, scaler: dict[str, Any] | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Up to HLF_SAMPLE events of the training split and of `split`: (HLF, labels), unscaled when the
+    dataset records its scaler (the min-max fitted on the training split)."""
+    from topotrigger.train.data import ParquetEvents
+
+    out = {}
+    for name, path in (("train", f"{data_dir}/train"), ("test", f"{data_dir}/{split}")):
+        hlf, labels, held = [], [], 0
+        for batch in ParquetEvents(path, 4096, shuffle=False, with_particles=False):
+            hlf.append(batch.hlf.numpy())
+            labels.append(batch.labels.numpy())
+            held += len(batch.labels)
+            if held >= HLF_SAMPLE:
+                break
+        values = np.concatenate(hlf) if hlf else np.zeros((0, N_HLF), np.float32)
+        if scaler:
+            lo, hi = np.asarray(scaler["hlf_min"]), np.asarray(scaler["hlf_max"])
+            values = values * np.where(hi > lo, hi - lo, 1.0) + lo
+        out[name] = (values, np.concatenate(labels) if labels else np.zeros(0, np.int64))
+    return out
 
 
 def training_summary(model_dir: Path) -> dict[str, Any]:
@@ -114,9 +141,14 @@ def evaluate(model_dirs: list[str], data_dir: str, out_dir: str, split: str = "t
 
     with storage.staged_output(out_dir, overwrite=True, marker="metrics.json", local=True) as staged:
         tmp = Path(staged.uri)
-        figures = [plots.roc_curves(scores, classes, {n: r["auc"] for n, r in results.items()}, tmp / "roc.png")]
-        figures += [plots.confusion(r["confusion_matrix"], classes, n, tmp / f"confusion_{i}.png")
-                    for i, (n, r) in enumerate(results.items())]
+        figures = [plots.roc_curves(scores, classes, {n: r["auc"] for n, r in results.items()}, tmp / "roc.png"),
+                   plots.confusion({n: r["confusion_matrix"] for n, r in results.items()}, classes, tmp / "confusion.png")]
+        for i, (name, (probabilities, labels)) in enumerate(scores.items()):
+            figures.append(plots.score_distributions(name, probabilities, labels, classes, tmp / f"scores_{i}.png"))
+            figures.append(plots.efficiency_vs_threshold(name, probabilities, labels, classes, tmp / f"efficiency_{i}.png"))
+        hlf_names = metadata.get("hlf_names") or [f"HLF {i}" for i in range(N_HLF)]
+        figures.append(plots.hlf_distributions(hlf_names, hlf_samples(data_dir, split, metadata.get("scaler")), classes,
+                                               tmp / "hlf.png"))
         histories = {n: json.loads((d / "history.json").read_text())["epochs"]
                      for n, d in zip(results, dirs) if (d / "history.json").is_file()}
         histories = {n: h for n, h in histories.items() if h and h[0].get("train_loss") is not None}  # not trees
