@@ -98,3 +98,27 @@ def test_a_rerun_removes_temporaries_of_killed_runs(tmp_path: Path) -> None:
     with storage.staged_output(str(out)) as staged:
         storage.write_text(staged.path("_SUCCESS"), "")
     assert not orphan.exists() and alive.exists() and foreign.exists() and out.is_dir()
+
+
+def test_a_non_local_file_system_through_the_same_calls() -> None:
+    """fsspec's in-memory file system stands in for an object store: same resolver, listing and staging."""
+    import uuid
+
+    root = f"memory://topotrigger-{uuid.uuid4().hex[:8]}"
+    fs, path = storage.resolve(f"{root}/data/label=1/part.parquet")
+    assert not isinstance(fs, pa.fs.LocalFileSystem)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path) as stream:
+        pq.write_table(pa.table({"a": [1, 2, 3]}), stream)
+    _, found = storage.partitioned_files(f"{root}/data")
+    assert [keys for _, keys in found] == [{"label": 1}]
+    with storage.staged_output(f"{root}/out", marker="manifest.json") as staged:
+        assert staged.uri.startswith("memory://")
+        storage.write_json(staged.path("manifest.json"), {"rows": 3})
+    assert storage.read_json(f"{root}/out/manifest.json") == {"rows": 3}
+    with pytest.raises(OutputExistsError, match="pass --overwrite"), storage.staged_output(f"{root}/out", marker="manifest.json"):
+        pass
+    # A block that needs local files (plots) gets a local directory, uploaded on success.
+    with storage.staged_output(f"{root}/out", overwrite=True, marker="manifest.json", local=True) as staged:
+        Path(staged.path("manifest.json")).write_text('{"rows": 4}')
+    assert storage.read_json(f"{root}/out/manifest.json") == {"rows": 4}
