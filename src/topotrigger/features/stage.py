@@ -336,8 +336,8 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
         # validation split, the rest of the kept events the training split.
         n = _split_counts(per_class, cfg, input_path)
         held_out = {lab: n["test"][lab] + n["val"][lab] for lab in n["kept"]}
-        keep_h, test_h, held_h = _thresholds(spark.read.parquet(selected_root), [n["kept"], n["test"], held_out])
         selected = spark.read.parquet(selected_root)
+        keep_h, test_h, held_h = _thresholds(selected, [n["kept"], n["test"], held_out])
         kept = selected.where(_below(keep_h))
         splits = {"train": kept.where(~_below(held_h)), "val": kept.where(_below(held_h) & ~_below(test_h)),
                   "test": kept.where(_below(test_h))}
