@@ -57,25 +57,42 @@ def _band(k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return lower, upper
 
 
-def roc_curves(scores: dict[str, tuple[np.ndarray, np.ndarray]], class_names: list[str], aucs: dict[str, dict[str, float]],
-               path: Path) -> Path:
-    """One panel per class: background acceptance (log) against signal efficiency, one curve per model."""
+def _selector_panels(class_names: list[str]) -> tuple[Any, list[Any]]:
+    """One panel per class's selector, side by side."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(class_names), figsize=(6 * len(class_names), 5.5), squeeze=False)
-    for k, (name, ax) in enumerate(zip(class_names, axes[0])):
+    return fig, list(axes[0])
+
+
+def _finish_selector(ax: Any, name: str, xlabel: str, ylabel: str, legend: str, log_floor: float | None = 1e-4) -> None:
+    ax.set_yscale("log")
+    if log_floor is not None:
+        ax.set_ylim(log_floor, 1.5)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{name} selector", fontsize=14, pad=22)
+    ax.legend(fontsize=10, loc=legend)
+
+
+def _with_band(ax: Any, x: np.ndarray, kept: np.ndarray, n: int, label: str) -> None:
+    """kept/n against x, with its Clopper–Pearson band."""
+    line, = ax.plot(x, kept / max(n, 1), lw=2, label=label)
+    low, high = _band(kept, n)
+    ax.fill_between(x, np.maximum(low, 1e-5), high, color=line.get_color(), alpha=0.2, lw=0)
+
+
+def roc_curves(scores: dict[str, tuple[np.ndarray, np.ndarray]], class_names: list[str], aucs: dict[str, dict[str, float]],
+               path: Path) -> Path:
+    """One panel per class: background acceptance (log) against signal efficiency, one curve per model,
+    with the binomial band of the acceptance."""
+    fig, axes = _selector_panels(class_names)
+    for k, (name, ax) in enumerate(zip(class_names, axes)):
         for model, (probabilities, labels) in scores.items():
             fpr, tpr, _ = roc_curve(probabilities[:, k], labels == k)
             n_bkg = int(np.sum(labels != k))
-            line, = ax.plot(tpr[1:], fpr[1:], label=f"{model} (AUC {aucs[model][name]:.3f})")
-            low, high = _band(np.round(fpr[1:] * n_bkg), n_bkg)  # the acceptance's binomial uncertainty
-            ax.fill_between(tpr[1:], np.maximum(low, 1e-5), high, color=line.get_color(), alpha=0.2, lw=0)
-        ax.set_yscale("log")
+            _with_band(ax, tpr[1:], np.round(fpr[1:] * n_bkg), n_bkg, f"{model} (AUC {aucs[model][name]:.3f})")
         ax.set_xlim(0, 1)
-        ax.set_ylim(1e-4, 1.5)
-        ax.set_xlabel(f"{name} efficiency")
-        ax.set_ylabel("background acceptance")
-        ax.set_title(f"{name} selector", fontsize=14, pad=22)
-        ax.legend(fontsize=10, loc="upper left")
+        _finish_selector(ax, name, f"{name} efficiency", "background acceptance", "upper left")
     return _save(fig, path)
 
 
@@ -100,43 +117,29 @@ def confusion(matrices: dict[str, list[list[float]]], class_names: list[str], pa
 def score_distributions(model: str, probabilities: np.ndarray, labels: np.ndarray, class_names: list[str],
                         path: Path) -> Path:
     """Per selector, its score for the events of each true class (normalised, log y)."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(class_names), figsize=(6 * len(class_names), 5.5), squeeze=False)
+    fig, axes = _selector_panels(class_names)
     bins = np.linspace(0.0, 1.0, 41)
-    for k, (name, ax) in enumerate(zip(class_names, axes[0])):
+    for k, (name, ax) in enumerate(zip(class_names, axes)):
         for c, true in enumerate(class_names):
             chosen = probabilities[labels == c, k]
             if len(chosen):
                 ax.hist(chosen, bins=bins, histtype="step", lw=2, density=True, label=f"true {true} ({len(chosen)})")
-        ax.set_yscale("log")
-        ax.set_xlabel(f"{model}: {name} score")
-        ax.set_ylabel("events (normalised)")
-        ax.set_title(f"{name} selector", fontsize=14, pad=22)
-        ax.legend(fontsize=10, loc="upper center")
+        _finish_selector(ax, name, f"{model}: {name} score", "events (normalised)", "upper center", log_floor=None)
     return _save(fig, path)
 
 
 def efficiency_vs_threshold(model: str, probabilities: np.ndarray, labels: np.ndarray, class_names: list[str],
                             path: Path) -> Path:
     """Per selector: the fraction of each true class kept by a cut on its score, against the cut."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(class_names), figsize=(6 * len(class_names), 5.5), squeeze=False)
+    fig, axes = _selector_panels(class_names)
     thresholds = np.linspace(0.0, 1.0, 201)
-    for k, (name, ax) in enumerate(zip(class_names, axes[0])):
+    for k, (name, ax) in enumerate(zip(class_names, axes)):
         for c, true in enumerate(class_names):
             chosen = np.sort(probabilities[labels == c, k])
-            if not len(chosen):
-                continue
-            kept = len(chosen) - np.searchsorted(chosen, thresholds, side="left")
-            low, high = _band(kept, len(chosen))
-            line, = ax.plot(thresholds, kept / len(chosen), lw=2, label=f"{true} ({'signal' if c == k else 'background'})")
-            ax.fill_between(thresholds, np.maximum(low, 1e-5), high, color=line.get_color(), alpha=0.2, lw=0)
-        ax.set_yscale("log")
-        ax.set_ylim(1e-4, 1.5)
-        ax.set_xlabel(f"{model}: cut on the {name} score")
-        ax.set_ylabel("fraction kept")
-        ax.set_title(f"{name} selector", fontsize=14, pad=22)
-        ax.legend(fontsize=10, loc="lower left")
+            if len(chosen):
+                kept = len(chosen) - np.searchsorted(chosen, thresholds, side="left")
+                _with_band(ax, thresholds, kept, len(chosen), f"{true} ({'signal' if c == k else 'background'})")
+        _finish_selector(ax, name, f"{model}: cut on the {name} score", "fraction kept", "lower left")
     return _save(fig, path)
 
 
