@@ -21,17 +21,25 @@ BOOTSTRAP_SAMPLES = 200
 FEW_EVENTS = 10               # a figure resting on fewer events than this is flagged, not hidden
 
 
-def clopper_pearson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """The exact (Clopper–Pearson) central interval on an efficiency k/n:
+def clopper_pearson_arrays(k: np.ndarray, n: int, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """The exact (Clopper–Pearson) central interval on efficiencies k/n, element-wise:
     lower = B⁻¹((1−c)/2; k, n−k+1), upper = B⁻¹((1+c)/2; k+1, n−k), with B⁻¹ the beta quantile."""
     from scipy.special import betaincinv
 
+    k = np.asarray(k, dtype=np.float64)
     if n <= 0:
-        return 0.0, 1.0
+        return np.zeros_like(k), np.ones_like(k)
     alpha = 1.0 - confidence
-    lower = 0.0 if k <= 0 else float(betaincinv(k, n - k + 1, alpha / 2))
-    upper = 1.0 if k >= n else float(betaincinv(k + 1, n - k, 1 - alpha / 2))
+    # The beta quantile is evaluated with safe arguments where the interval end is fixed at 0 or 1.
+    lower = np.where(k > 0, betaincinv(np.maximum(k, 1.0), n - k + 1, alpha / 2), 0.0)
+    upper = np.where(k < n, betaincinv(k + 1, np.maximum(n - k, 1.0), 1 - alpha / 2), 1.0)
     return lower, upper
+
+
+def clopper_pearson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """`clopper_pearson_arrays` for one efficiency."""
+    lower, upper = clopper_pearson_arrays(np.array([k]), n, confidence)
+    return float(lower[0]), float(upper[0])
 
 
 def efficiency(k: int, n: int) -> dict[str, Any]:

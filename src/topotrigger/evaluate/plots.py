@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from topotrigger._optional import require
-from topotrigger.evaluate.metrics import roc_curve
+from topotrigger.evaluate.metrics import clopper_pearson_arrays, roc_curve
 
 
 def _pyplot() -> Any:
@@ -45,18 +45,6 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def _band(k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Clopper–Pearson 68.3 % intervals of k/n, vectorised."""
-    from scipy.special import betaincinv
-
-    k = np.asarray(k, dtype=np.float64)
-    alpha = 1 - 0.683
-    with np.errstate(invalid="ignore", divide="ignore"):
-        lower = np.where(k > 0, betaincinv(np.maximum(k, 1e-300), n - k + 1, alpha / 2), 0.0)
-        upper = np.where(k < n, betaincinv(k + 1, np.maximum(n - k, 1e-300), 1 - alpha / 2), 1.0)
-    return lower, upper
-
-
 def _selector_panels(class_names: list[str]) -> tuple[Any, list[Any]]:
     """One panel per class's selector, side by side."""
     plt = _pyplot()
@@ -77,7 +65,7 @@ def _finish_selector(ax: Any, name: str, xlabel: str, ylabel: str, legend: str, 
 def _with_band(ax: Any, x: np.ndarray, kept: np.ndarray, n: int, label: str) -> None:
     """kept/n against x, with its Clopper–Pearson band."""
     line, = ax.plot(x, kept / max(n, 1), lw=2, label=label)
-    low, high = _band(kept, n)
+    low, high = clopper_pearson_arrays(kept, n)
     ax.fill_between(x, np.maximum(low, 1e-5), high, color=line.get_color(), alpha=0.2, lw=0)
 
 

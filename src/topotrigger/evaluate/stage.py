@@ -25,6 +25,7 @@ from topotrigger.evaluate.metrics import evaluate_scores
 from topotrigger.evaluate.report import PUBLISHED_2020, write_report
 from topotrigger.features.contract import dataset_metadata
 from topotrigger.features.kernels.definitions import N_HLF
+from topotrigger.features.scaling import Scaler
 from topotrigger.io import storage
 from topotrigger.io.atomic import write_json
 from topotrigger.io.versions import software_versions
@@ -84,8 +85,7 @@ def hlf_samples(data_dir: str, split: str, scaler: dict[str, Any] | None) -> dic
                 break
         values = np.concatenate(hlf) if hlf else np.zeros((0, N_HLF), np.float32)
         if scaler:
-            lo, hi = np.asarray(scaler["hlf_min"]), np.asarray(scaler["hlf_max"])
-            values = values * np.where(hi > lo, hi - lo, 1.0) + lo
+            values = Scaler(**scaler).inverse_hlf(values)
         out[name] = (values, np.concatenate(labels) if labels else np.zeros(0, np.int64))
     return out
 

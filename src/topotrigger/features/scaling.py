@@ -57,6 +57,12 @@ class Scaler:
         scaled: np.ndarray = ((hlf - lo) / span).astype(np.float32)
         return scaled
 
+    def inverse_hlf(self, scaled: np.ndarray) -> np.ndarray:
+        """The HLF in physical units again (for plots of scaled datasets)."""
+        lo, hi = np.asarray(self.hlf_min), np.asarray(self.hlf_max)
+        unscaled: np.ndarray = scaled * np.where(hi > lo, hi - lo, 1.0) + lo
+        return unscaled
+
     def transform_particles(self, particles: np.ndarray, counts: np.ndarray) -> np.ndarray:
         if not self.per_event:  # in float32, in place: the arrays are the bulk of the data
             out = np.array(particles, dtype=np.float32)

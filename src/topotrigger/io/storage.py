@@ -179,8 +179,12 @@ _TMP = ".tmp-"
 
 def _temporary_name(path: str) -> str:
     parent, name = path.rstrip("/").rsplit("/", 1) if "/" in path.rstrip("/") else ("", path)
-    tag = f"{socket.gethostname().replace('-', '_')}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tag = f"{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     return f"{parent}/.{name}{_TMP}{tag}"
+
+
+def _host() -> str:
+    return socket.gethostname().replace("-", "_")  # '-' separates the fields of a temporary's name
 
 
 def _alive(pid: int) -> bool:
@@ -203,7 +207,7 @@ def remove_orphans(uri: str) -> list[str]:
         siblings = fs.get_file_info(pafs.FileSelector(parent or "/", allow_not_found=True))
     except OSError:
         return []
-    host = socket.gethostname().replace("-", "_")
+    host = _host()
     removed = []
     for info in siblings:
         base = info.path.rsplit("/", 1)[-1]
