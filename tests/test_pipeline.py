@@ -32,8 +32,14 @@ def test_run_rerun_and_force(spark, tmp_path: Path) -> None:
     assert json.loads((run_dir / "models" / "hlf" / "model.json").read_text())["params"] == best["params"]
     metrics = json.loads((run_dir / "evaluate" / "metrics.json").read_text())
     assert set(metrics["models"]) == {"hlf", "inclusive"}
+    # Cross-sections travel from generate through ingest and features to rates in Hz, on the test split.
+    stream = metrics["stream"]["classes"]
+    assert all(metrics["cross_sections"][c]["source"].startswith("generate manifest") for c in stream)
+    assert all(s["rate_hz"] > 0 and s["selection_efficiency"]["n"] == 60 for s in stream.values())
+    assert metrics["models"]["hlf"]["working_points"]["ttbar"][0]["classes"]["ttbar"]["kept"]["n"] == metrics["events"] // 3
     first = console.export_text()
-    assert "report:" in first and "AUC ttbar" in first
+    assert "report:" in first and "AUC ttbar" in first and "output rate" not in first
+    assert "output of each selector" in first and "background [Hz]" in first
 
     started = []
     run_pipeline(cfg, lambda: started.append(1) or spark, console)

@@ -342,14 +342,23 @@ def evaluate(
     out: Annotated[str | None, typer.Option(help="Report directory [default: RUN_DIR/evaluate].")] = None,
     split: Annotated[str, typer.Option(help="Dataset split to evaluate on.")] = "test",
     mlflow: Annotated[str | None, typer.Option(help="Log to MLflow at this tracking URI ('local': RUN_DIR/mlflow.db); needs the mlflow extra.")] = None,
+    luminosity: Annotated[float | None, typer.Option(help="Instantaneous luminosity for the trigger rates, cm^-2 s^-1 [default: evaluate.luminosity, 2e34].")] = None,
+    cross_section: Annotated[str | None, typer.Option(help="Cross-sections in pb of the ingested events, CLASS=PB,... (override what generate recorded).")] = None,
 ) -> None:
-    """Score models on the test split: metrics.json, plots and a self-contained report.html."""
+    """Score models on the test split: metrics.json, trigger rates, plots and a self-contained report.html."""
+    from topotrigger.evaluate.rates import parse_cross_sections
     from topotrigger.evaluate.stage import evaluate as run_evaluate
     from topotrigger.reporting import print_evaluate
 
-    cfg = _state(ctx).config()
+    try:
+        given = parse_cross_sections(cross_section) if cross_section is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--cross-section") from None
+    cfg = _state(ctx).config(**{"evaluate.luminosity": luminosity, "evaluate.cross_sections": given})
+    settings = cfg.evaluate
     result = run_evaluate(_model_dirs(model, cfg), data or str(cfg.run_dir / "features"),
-                          out or str(cfg.run_dir / "evaluate"), split, spark=lambda: _spark(_state(ctx), cfg))
+                          out or str(cfg.run_dir / "evaluate"), split, spark=lambda: _spark(_state(ctx), cfg),
+                          luminosity=settings.luminosity, cross_sections=settings.cross_sections)
     print_evaluate(console, result)
     if mlflow:
         from topotrigger.tracking import log_evaluate

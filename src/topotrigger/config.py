@@ -111,6 +111,20 @@ class TuneConfig(_Section):
     seed: int = Field(default=11, ge=0)
 
 
+class EvaluateConfig(_Section):
+    luminosity: float = Field(default=2e34, gt=0.0, description="instantaneous luminosity (cm^-2 s^-1) for the trigger rates")
+    cross_sections: dict[str, float] = Field(
+        default_factory=dict, description="pb per class of the events ingested; override what generate recorded")
+
+    @field_validator("cross_sections")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [name for name, pb in value.items() if not pb > 0]
+        if bad:
+            raise ValueError(f"cross-sections must be positive (pb): {', '.join(bad)}")
+        return value
+
+
 class RunConfig(_Section):
     models: list[TrainModel] = Field(
         default_factory=lambda: ["hlf", "particle", "inclusive"], min_length=1)  # type: ignore[arg-type]
@@ -126,6 +140,7 @@ class Config(_Section):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
     def to_toml(self) -> str:

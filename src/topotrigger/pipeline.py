@@ -181,7 +181,8 @@ def _train(ctx: Context, out: Path) -> dict[str, Any]:
 def _evaluate(ctx: Context, out: Path) -> dict[str, Any]:
     from topotrigger.evaluate.stage import evaluate
 
-    result = evaluate([str(ctx.root / "models" / m) for m in ctx.cfg.run.models], ctx.data, str(out), spark=ctx.spark)
+    result = evaluate([str(ctx.root / "models" / m) for m in ctx.cfg.run.models], ctx.data, str(out), spark=ctx.spark,
+                      luminosity=ctx.cfg.evaluate.luminosity, cross_sections=ctx.cfg.evaluate.cross_sections)
     if ctx.cfg.run.mlflow:
         from topotrigger.tracking import log_evaluate
 
@@ -209,7 +210,7 @@ PIPELINE = (
     Stage("train", ("features", "tune"),
           lambda c: {m: asdict(c.train_settings(m)) for m in c.cfg.run.models} | {"workers": c.cfg.train.workers},
           _train, lambda c, out: all(is_trained(out / m) for m in c.cfg.run.models)),
-    Stage("evaluate", ("features", "train"), lambda c: {"models": c.cfg.run.models}, _evaluate,
+    Stage("evaluate", ("features", "train"), lambda c: {"models": c.cfg.run.models, **_settings(c.cfg.evaluate)}, _evaluate,
           lambda c, out: (out / "report.html").is_file()),
 )
 

@@ -16,18 +16,16 @@ if TYPE_CHECKING:
 
 
 def print_generate(console: Console, result: "GenerateResult") -> None:
+    from topotrigger.generate.stage import class_summary
+
     table = Table(title=f"generated events in {result.out}")
-    for column in ("class", "files", "events", "filter eff.", "σ·eff [pb]", "events/s (task)"):
+    for column in ("class", "files", "events", "filter eff.", "effective σ [pb]", "events/s (task)"):
         table.add_column(column, justify="right" if column != "class" else "left")
     for process in sorted({f["task"]["process"] for f in result.files}):
-        files = [f for f in result.files if f["task"]["process"] == process]
-        events = sum(f["events"] for f in files)
-        tried = sum(f["tried"] for f in files)
-        wall = sum(f["wall_s"] for f in files)
-        sigma = sum(f["sigma_mb"] * f["tried"] for f in files) / tried if tried else 0.0
-        eff = events / tried if tried else 0.0
-        table.add_row(process, str(len(files)), str(events), f"{eff:.3f}", f"{sigma * eff * 1e9:.4g}",
-                      f"{events / wall:.1f}" if wall else "-")
+        summary = class_summary(process, result.files)
+        wall = sum(f["wall_s"] for f in result.files if f["task"]["process"] == process)
+        table.add_row(process, str(summary["files"]), str(summary["events"]), f"{summary['filter_efficiency']:.3f}",
+                      f"{summary['effective_cross_section_pb']:.4g}", f"{summary['events'] / wall:.1f}" if wall else "-")
     console.print(table)
     if result.skipped:
         console.print(f"{result.skipped} file(s) were already complete and kept")
@@ -78,8 +76,47 @@ def print_evaluate(console: Console, result: "EvaluateResult") -> None:
                       *(_interval(m["auc"][c], ci.get("auc", {}).get(c)) for c in classes),
                       _interval(ttbar["value"], ttbar["interval"]) if ttbar else "-")
     console.print(table)
-    console.print("intervals: central 68.3 % (bootstrap for accuracy and AUC, Clopper–Pearson for efficiencies)")
+    stream = metrics.get("stream")
+    if stream:
+        print_rates(console, metrics, stream)
+    elif metrics.get("rates_note"):
+        console.print(metrics["rates_note"])
+    console.print("intervals: central 68.3 % (bootstrap for accuracy and AUC, Clopper–Pearson for efficiencies, "
+                  "propagated to rates)")
     console.print(f"report: {result.report}")
+
+
+RATE_SELECTORS = ("ttbar", "wjets")
+
+
+def _hz(value: float, interval: list[float]) -> str:
+    return f"{value:.3g} [{interval[0]:.3g}, {interval[1]:.3g}]"
+
+
+def print_rates(console: Console, metrics: dict[str, Any], stream: dict[str, Any]) -> None:
+    """The lepton-triggered stream per class, then the output of the ttbar and wjets selectors (Hz)."""
+    classes = stream["classes"]
+    table = Table(title=f"lepton-selected stream at L = {stream['luminosity_cm2_s']:.3g} cm⁻²s⁻¹")
+    for column in ("class", "σ [pb]", "selection eff.", "rate [Hz]"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, c in classes.items():
+        eff = c["selection_efficiency"]
+        table.add_row(name, f"{c['cross_section_pb']:.4g}", f"{eff['value']:.4f}" if eff else "-", _hz(c["rate_hz"], c["interval"]))
+    console.print(table)
+    table = Table(title="output of each selector at working points of signal efficiency (test split)")
+    for column in ("model", "selector", "target", "cut", "signal eff.", "background [Hz]", "output [Hz]", "reduction"):
+        table.add_column(column, justify="left" if column in ("model", "selector") else "right")
+    for model, m in metrics["models"].items():
+        for selector in [s for s in RATE_SELECTORS if s in (m.get("working_points") or {})]:
+            for wp in m["working_points"][selector]:
+                eff = wp["signal_efficiency"]
+                flag = " *" if wp["few_events"] else ""
+                table.add_row(model, selector, f"{wp['target']:.0%}", f"{wp['threshold']:.3f}",
+                              f"{eff['value']:.3f} [{eff['interval'][0]:.3f}, {eff['interval'][1]:.3f}]",
+                              _hz(wp["background_rate_hz"], wp["background_interval"]) + flag,
+                              _hz(wp["output_rate_hz"], wp["output_interval"]), f"{wp['reduction']:.3g}")
+    console.print(table)
+    console.print("*: some class keeps fewer than 10 test events at this cut")
 
 
 def _interval(value: float, interval: list[float] | None) -> str:

@@ -67,3 +67,38 @@ def test_model_from_other_feature_definitions_is_refused(synthetic_models, tmp_p
         evaluate([str(model)], str(other), str(tmp_path / "out"))
 
 
+
+
+def test_rates_from_given_cross_sections_and_rate_weighted_scores(synthetic_models, tmp_path: Path) -> None:
+    data, models = synthetic_models
+    given = {"class 0": 1e6, "class 1": 500.0, "class 2": 2e4}  # the synthetic dataset names no classes
+    result = evaluate([str(models["hlf"])], str(data), str(tmp_path / "eval"), luminosity=1e34, cross_sections=given)
+    stream = result.metrics["stream"]
+    # No cut flow in this dataset: σ is that of the selected events; rate = σ × 1e-36 cm²/pb × L.
+    assert "no cut flow" in stream["selection"]
+    for name, pb in given.items():
+        assert stream["classes"][name]["rate_hz"] == pytest.approx(pb * 1e-36 * 1e34)
+        assert result.metrics["cross_sections"][name]["source"] == "given (--cross-section)"
+    points = result.metrics["models"]["hlf"]["working_points"]
+    assert [wp["target"] for wp in points["class 1"]] == [0.99, 0.95, 0.9]
+    for wp in points["class 1"]:
+        assert wp["signal_efficiency"]["value"] >= wp["target"]
+        assert wp["output_rate_hz"] == pytest.approx(sum(c["rate_hz"] for c in wp["classes"].values()))
+        assert wp["output_interval"][0] <= wp["output_rate_hz"] <= wp["output_interval"][1]
+    scores = pq.read_table(next((tmp_path / "eval" / "scores").glob("*.parquet"))).to_pandas()
+    for k, name in enumerate(given):
+        assert scores.weight[scores.label == k].sum() == pytest.approx(stream["classes"][name]["rate_hz"])
+    html = result.report.read_text()
+    assert "Trigger rates" in html and "reduction vs lepton selection" in html
+    assert (tmp_path / "eval" / "roc_rate.png").is_file() and (tmp_path / "eval" / "roc_rate.pdf").is_file()
+
+
+def test_without_cross_sections_no_rates_but_a_note(synthetic_models, tmp_path: Path) -> None:
+    data, models = synthetic_models
+    result = evaluate([str(models["hlf"])], str(data), str(tmp_path / "eval"))
+    assert result.metrics["stream"] is None and "--cross-section" in result.metrics["rates_note"]
+    assert result.metrics["models"]["hlf"]["working_points"] is None
+    scores = pq.read_table(next((tmp_path / "eval" / "scores").glob("*.parquet")))
+    assert scores.column("weight").to_pylist() == [1.0] * scores.num_rows
+    with pytest.raises(InputError, match="not a class of the dataset"):
+        evaluate([str(models["hlf"])], str(data), str(tmp_path / "other"), cross_sections={"zjets": 1.0})

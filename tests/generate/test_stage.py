@@ -49,8 +49,15 @@ def test_files_have_delphes_layout_and_counts(generated) -> None:
         assert entries == CFG.events == generated.events(process)
     manifest = json.loads((out / "manifest.json").read_text())
     assert set(manifest["classes"]) == set(CFG.classes)
-    for summary in manifest["classes"].values():
+    for process, summary in manifest["classes"].items():
         assert 0 < summary["filter_efficiency"] <= 1 and summary["sigma_mb"] > 0
+        # Forced b-hadron decays weigh the QCD events by their open fractions (about 0.2 per decay).
+        weights = [w for f in (out / process).glob("*.root") for w in uproot.open(f)["Delphes"]["Event.Weight"].array(library="np")]
+        assert summary["mean_event_weight"] == pytest.approx(sum(weights) / len(weights), rel=1e-5)
+        assert (0.01 < summary["mean_event_weight"] < 0.2) if process == "qcd" else summary["mean_event_weight"] == 1.0
+        configurations = 2 if process == "ttbar" else 1
+        assert summary["effective_cross_section_pb"] == pytest.approx(
+            summary["sigma_mb"] * 1e9 * configurations * summary["filter_efficiency"] * summary["mean_event_weight"], rel=1e-5)
     assert "pythia8mc" in manifest["software"]
     assert all((out / "plots" / f"{p}.png").stat().st_size > 1000 for p in CFG.classes)
 

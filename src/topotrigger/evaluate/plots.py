@@ -45,11 +45,11 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def _selector_panels(class_names: list[str]) -> tuple[Any, list[Any]]:
-    """One panel per class's selector, side by side."""
+def _selector_panels(class_names: list[str], rows: int = 1) -> tuple[Any, list[Any]]:
+    """One column of panels per class's selector, side by side; the panels row by row."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(class_names), figsize=(6 * len(class_names), 5.5), squeeze=False)
-    return fig, list(axes[0])
+    fig, axes = plt.subplots(rows, len(class_names), figsize=(6 * len(class_names), 5.5 * rows), squeeze=False)
+    return fig, list(axes.flat)
 
 
 def _finish_selector(ax: Any, name: str, xlabel: str, ylabel: str, legend: str, log_floor: float | None = 1e-4) -> None:
@@ -62,11 +62,34 @@ def _finish_selector(ax: Any, name: str, xlabel: str, ylabel: str, legend: str, 
     ax.legend(fontsize=10, loc=legend)
 
 
-def _with_band(ax: Any, x: np.ndarray, kept: np.ndarray, n: int, label: str) -> None:
-    """kept/n against x, with its Clopper–Pearson band."""
-    line, = ax.plot(x, kept / max(n, 1), lw=2, label=label)
+def _with_band(ax: Any, x: np.ndarray, kept: np.ndarray, n: int, label: str, scale: float = 1.0, **style: Any) -> None:
+    """scale · kept/n against x, with its Clopper–Pearson band."""
+    line, = ax.plot(x, scale * kept / max(n, 1), lw=2, label=label, **style)
     low, high = clopper_pearson_arrays(kept, n)
-    ax.fill_between(x, np.maximum(low, 1e-5), high, color=line.get_color(), alpha=0.2, lw=0)
+    ax.fill_between(x, np.maximum(scale * low, 1e-5 * scale), scale * high, color=line.get_color(), alpha=0.2, lw=0)
+
+
+def _kept_above(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """How many of `scores` are at or above each threshold."""
+    ordered = np.sort(scores)
+    return len(ordered) - np.searchsorted(ordered, thresholds, side="left")
+
+
+def _rate_with_band(thresholds: np.ndarray, probabilities: np.ndarray, labels: np.ndarray, k: int,
+                    stream: dict[str, dict[str, Any]], names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The summed rate of the classes `names` kept by cuts on score k, with the Clopper–Pearson deviations
+    of the classes added in quadrature."""
+    class_names = list(stream)
+    total, low, high = np.zeros(len(thresholds)), np.zeros(len(thresholds)), np.zeros(len(thresholds))
+    for name in names:
+        mine = probabilities[labels == class_names.index(name), k]
+        kept = _kept_above(mine, thresholds)
+        lo, hi = clopper_pearson_arrays(kept, len(mine))
+        rate = stream[name]["rate_hz"]
+        total += rate * kept / max(len(mine), 1)
+        low += (rate * (kept / max(len(mine), 1) - lo)) ** 2
+        high += (rate * (hi - kept / max(len(mine), 1))) ** 2
+    return total, np.maximum(total - np.sqrt(low), 0.0), total + np.sqrt(high)
 
 
 def roc_curves(scores: dict[str, tuple[np.ndarray, np.ndarray]], class_names: list[str], aucs: dict[str, dict[str, float]],
@@ -81,6 +104,26 @@ def roc_curves(scores: dict[str, tuple[np.ndarray, np.ndarray]], class_names: li
             _with_band(ax, tpr[1:], np.round(fpr[1:] * n_bkg), n_bkg, f"{model} (AUC {aucs[model][name]:.3f})")
         ax.set_xlim(0, 1)
         _finish_selector(ax, name, f"{name} efficiency", "background acceptance", "upper left")
+    return _save(fig, path)
+
+
+def rate_roc(scores: dict[str, tuple[np.ndarray, np.ndarray]], class_names: list[str],
+             stream: dict[str, dict[str, Any]], path: Path) -> Path:
+    """One panel per selector: the background rate it lets through (Hz, log) against its signal efficiency,
+    one curve per model, with the band of the background rate."""
+    fig, axes = _selector_panels(class_names)
+    thresholds = np.linspace(0.0, 1.0, 401)
+    for k, (name, ax) in enumerate(zip(class_names, axes)):
+        background = [c for c in class_names if c != name]
+        for model, (probabilities, labels) in scores.items():
+            signal = probabilities[labels == k, k]
+            efficiency = _kept_above(signal, thresholds) / max(len(signal), 1)
+            rate, low, high = _rate_with_band(thresholds, probabilities, labels, k, stream, background)
+            line, = ax.plot(efficiency, rate, lw=2, label=model)
+            floor = 1e-4 * max(rate.max(), 1e-12)
+            ax.fill_between(efficiency, np.maximum(low, floor), high, color=line.get_color(), alpha=0.2, lw=0)
+        ax.set_xlim(0, 1)
+        _finish_selector(ax, name, f"{name} efficiency", "background rate [Hz]", "upper left", log_floor=None)
     return _save(fig, path)
 
 
@@ -103,31 +146,51 @@ def confusion(matrices: dict[str, list[list[float]]], class_names: list[str], pa
 
 
 def score_distributions(model: str, probabilities: np.ndarray, labels: np.ndarray, class_names: list[str],
-                        path: Path) -> Path:
-    """Per selector, its score for the events of each true class (normalised, log y)."""
-    fig, axes = _selector_panels(class_names)
+                        path: Path, weights: np.ndarray | None = None) -> Path:
+    """Per selector, its score for the events of each true class (log y): normalised, and below weighted
+    by the rate each event stands for (Hz per bin) when `weights` are given."""
+    n = len(class_names)
+    fig, axes = _selector_panels(class_names, rows=1 if weights is None else 2)
     bins = np.linspace(0.0, 1.0, 41)
-    for k, (name, ax) in enumerate(zip(class_names, axes)):
+    for k, name in enumerate(class_names):
         for c, true in enumerate(class_names):
-            chosen = probabilities[labels == c, k]
-            if len(chosen):
-                ax.hist(chosen, bins=bins, histtype="step", lw=2, density=True, label=f"true {true} ({len(chosen)})")
-        _finish_selector(ax, name, f"{model}: {name} score", "events (normalised)", "upper center", log_floor=None)
+            rows = labels == c
+            if not rows.any():
+                continue
+            axes[k].hist(probabilities[rows, k], bins=bins, histtype="step", lw=2, density=True, color=f"C{c}",
+                         label=f"true {true} ({int(rows.sum())})")
+            if weights is not None:
+                axes[n + k].hist(probabilities[rows, k], bins=bins, weights=weights[rows], histtype="step", lw=2,
+                                 color=f"C{c}", label=f"{true} ({weights[rows].sum():.3g} Hz)")
+        _finish_selector(axes[k], name, f"{model}: {name} score", "events (normalised)", "upper center", log_floor=None)
+        if weights is not None:
+            _finish_selector(axes[n + k], name, f"{model}: {name} score", "rate per bin [Hz]", "upper center", log_floor=None)
     return _save(fig, path)
 
 
 def efficiency_vs_threshold(model: str, probabilities: np.ndarray, labels: np.ndarray, class_names: list[str],
-                            path: Path) -> Path:
-    """Per selector: the fraction of each true class kept by a cut on its score, against the cut."""
-    fig, axes = _selector_panels(class_names)
+                            path: Path, stream: dict[str, dict[str, Any]] | None = None) -> Path:
+    """Per selector: the fraction of each true class kept by a cut on its score, against the cut; below,
+    when the stream's rates are known, the output rate of each class and in total (Hz)."""
+    n = len(class_names)
+    fig, axes = _selector_panels(class_names, rows=1 if stream is None else 2)
     thresholds = np.linspace(0.0, 1.0, 201)
-    for k, (name, ax) in enumerate(zip(class_names, axes)):
+    for k, name in enumerate(class_names):
         for c, true in enumerate(class_names):
-            chosen = np.sort(probabilities[labels == c, k])
+            chosen = probabilities[labels == c, k]
             if len(chosen):
-                kept = len(chosen) - np.searchsorted(chosen, thresholds, side="left")
-                _with_band(ax, thresholds, kept, len(chosen), f"{true} ({'signal' if c == k else 'background'})")
-        _finish_selector(ax, name, f"{model}: cut on the {name} score", "fraction kept", "lower left")
+                role = "signal" if c == k else "background"
+                _with_band(axes[k], thresholds, _kept_above(chosen, thresholds), len(chosen), f"{true} ({role})", color=f"C{c}")
+                if stream is not None:
+                    _with_band(axes[n + k], thresholds, _kept_above(chosen, thresholds), len(chosen), f"{true} ({role})",
+                               scale=stream[true]["rate_hz"], color=f"C{c}")
+        _finish_selector(axes[k], name, f"{model}: cut on the {name} score", "fraction kept", "lower left")
+        if stream is not None:
+            total, low, high = _rate_with_band(thresholds, probabilities, labels, k, stream, class_names)
+            axes[n + k].plot(thresholds, total, lw=2, color="black", label="total output")
+            axes[n + k].fill_between(thresholds, np.maximum(low, 1e-5 * total.max()), high, color="black", alpha=0.15, lw=0)
+            _finish_selector(axes[n + k], name, f"{model}: cut on the {name} score", "output rate [Hz]", "lower left",
+                             log_floor=None)
     return _save(fig, path)
 
 

@@ -54,9 +54,47 @@ def _figure(figure: dict[str, Any]) -> str:
     return text + " (fewer than 10 events)" if figure["few_events"] else text
 
 
+def _counts(counts: dict[str, dict[str, int]] | None) -> str:
+    if not counts:
+        return "not recorded"
+    return "; ".join(f"{split} " + ", ".join(f"{c} {n:,}" for c, n in per_class.items()) for split, per_class in counts.items())
+
+
 def _image(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<p><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"></p>'
+
+
+def _rates(metrics: dict[str, Any], classes: list[str]) -> str:
+    stream = metrics.get("stream")
+    if not stream:
+        return f"<p>{html.escape(metrics.get('rates_note') or 'no trigger rates')}</p>"
+    sigma = metrics.get("cross_sections", {})
+    rows = [[c, s["cross_section_pb"], s["cross_section_err_pb"], sigma.get(c, {}).get("source", ""),
+             _figure(s["selection_efficiency"]) if s["selection_efficiency"] else "-",
+             _with_interval(s["rate_hz"], s["interval"])] for c, s in stream["classes"].items()]
+    parts = [f"""<p>The single-lepton-triggered stream at L = {stream['luminosity_cm2_s']:.3g} cm⁻²s⁻¹: each class's
+rate is L × σ × selection efficiency ({html.escape(stream['selection'])}); σ is the effective cross-section of the
+events that entered the selection (generator filter and forced decays included). Each selector's cut is set on
+the test split to keep the target share of its signal; a class's output rate is its stream rate times the share
+of its test events the cut keeps. The reduction is the whole stream's rate over the selector's output rate.
+Statistical intervals only: no systematic uncertainty of the simulation is included.</p>""",
+             _table(["class", "σ [pb]", "σ stat. error [pb]", "σ from", "selection efficiency", "stream rate [Hz]"], rows)]
+    for name, m in metrics["models"].items():
+        points = m.get("working_points") or {}
+        rows = []
+        for selector, wps in points.items():
+            for wp in wps:
+                flag = " (fewer than 10 events)" if wp["few_events"] else ""
+                rows.append([selector, f"{wp['target']:.0%}", wp["threshold"], _figure(wp["signal_efficiency"]),
+                             *(_with_interval(wp["classes"][c]["rate_hz"], wp["classes"][c]["interval"]) for c in classes),
+                             _with_interval(wp["background_rate_hz"], wp["background_interval"]) + flag,
+                             _with_interval(wp["output_rate_hz"], wp["output_interval"]),
+                             _with_interval(wp["reduction"], wp["reduction_interval"])])
+        parts.append(f"<h3>{html.escape(name)}</h3>" + _table(
+            ["selector", "target", "cut", "signal efficiency", *(f"{c} rate [Hz]" for c in classes),
+             "background rate [Hz]", "output rate [Hz]", "reduction vs lepton selection"], rows))
+    return "".join(parts)
 
 
 def write_report(path: Path, metrics: dict[str, Any], plots: list[Path], context: dict[str, Any]) -> Path:
@@ -87,6 +125,8 @@ def write_report(path: Path, metrics: dict[str, Any], plots: list[Path], context
     trigger = _table(["model", "selector", *(f"signal eff. at {a:g} bkg" for a in ACCEPTANCES),
                       "bkg acceptance at 99% signal", "bkg rejection (1/acceptance) at 99% signal"], trigger_rows)
 
+    rates_html = _rates(metrics, classes)
+
     cutflow = context.get("cutflow") or {}
     steps = list(next(iter(cutflow.values()), {}).keys())
     cutflow_table = _table(["class", *steps], [[c, *(flow[s] for s in steps)] for c, flow in cutflow.items()])
@@ -96,13 +136,15 @@ def write_report(path: Path, metrics: dict[str, Any], plots: list[Path], context
 <body>
 <h1>topotrigger evaluation</h1>
 <p>Dataset <code>{html.escape(str(metrics['dataset']))}</code>, split <code>{html.escape(metrics['split'])}</code>,
-{metrics['events']:,} events (read by this stage only: training and tuning validate on val/).
+{metrics['events']:,} events (read by this stage only: training and tuning validate on val/); split sizes per
+class: {html.escape(_counts(context.get('counts')))}.
 Intervals are central 68.3 %: bootstrap (200 seeded resamples) on accuracy and AUC, Clopper–Pearson on
 efficiencies. Reference rows (grey) are the 2020 published figures on the CERN dataset (Migliorini et
 al., Comput Softw Big Sci 4, 8 (2020); the study: Nguyen et al., Comput Softw Big Sci 3, 12 (2019)),
 not on these events: comparable in kind, not to the digit.</p>
 <h2>Classifiers</h2>{summary}
-<h2>Trigger view</h2>
+<h2>Trigger rates</h2>{rates_html}
+<h2>Trigger view (efficiencies)</h2>
 <p>Each class's score as a selector of that class, on top of the lepton selection (which keeps
 every event here: signal efficiency 1, background acceptance 1). Background = the other classes of
 this balanced sample, unweighted: these are efficiencies, not trigger rates.</p>

@@ -200,13 +200,20 @@ def cutflow_table(rows: list[tuple[int, int, int]], label_names: dict[int, str])
     return table
 
 
-def _input_manifest(input_path: str) -> tuple[dict[int, str], str | None]:
-    """Class names by label and the digest of the ingest manifest, when the input has one."""
+def _input_manifest(input_path: str) -> tuple[dict[int, str], str | None, dict[str, Any]]:
+    """Class names by label, the digest of the ingest manifest and the cross-sections per class (those of
+    classes made of one sample whose cross-section ingest recorded), when the input has a manifest."""
     path = storage.join(input_path, "_manifest.json")
     if not storage.exists(path):
-        return {}, None
+        return {}, None, {}
     manifest = storage.read_json(path)
-    return {f["label"]: f["sample"] for f in manifest.get("inputs", [])}, digest(manifest)
+    samples: dict[int, set[str]] = {}
+    for f in manifest.get("inputs", []):
+        samples.setdefault(f["label"], set()).add(f["sample"])
+    known = manifest.get("cross_sections", {})
+    single = [next(iter(names)) for names in samples.values() if len(names) == 1]
+    sigma = {name: known[name] for name in single if name in known}
+    return {f["label"]: f["sample"] for f in manifest.get("inputs", [])}, digest(manifest), sigma
 
 
 def _select(spark: "SparkSession", pieces: list[ingested.Piece], root: str, options: d.FeatureOptions,
@@ -311,7 +318,7 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
     input_path, out = storage.absolute(input_path), storage.absolute(out)
     storage.check_output(out, overwrite, MANIFEST)
     pieces = ingested.plan(input_path)
-    label_names, manifest_sha256 = _input_manifest(input_path)
+    label_names, manifest_sha256, cross_sections = _input_manifest(input_path)
     timings: dict[str, float] = {}
     mark = time.perf_counter()
 
@@ -367,6 +374,8 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
             "label_names": {str(k): v for k, v in sorted(label_names.items())},
             "scaler": scaler.to_dict(),
             "cutflow": cutflow,
+            # Of the events that entered the cut flow, per class (pb); evaluate turns them into rates.
+            "cross_sections": cross_sections,
             "counts": counts,
             "seeds": {"balance_split": cfg.seed, "shuffle": cfg.seed + 1},
             "splits": {"test_fraction": cfg.test_fraction, "val_fraction": cfg.val_fraction,

@@ -42,6 +42,14 @@ CLASS_SETTINGS: dict[str, list[str]] = {
     ],
 }
 
+# Hadrons whose decay tables a class restricts: each decay weighs the event by its open fraction.
+FORCED_DECAYS: dict[str, tuple[int, ...]] = {"qcd": B_HADRONS}
+
+# Disjoint configurations of equal cross-section that a class's files take turns to produce: ttbar files
+# make W+ → ℓν, W- → qq̄' or the mirror (`ttbar_lepton_side`); Pythia's cross-section is that of one, and tt̄
+# production is charge-symmetric, so the semileptonic cross-section is twice it.
+CONFIGURATIONS = {"ttbar": 2}
+
 # Process codes written as Event.ProcessID (the class's hard process; Pythia's per-event code is not
 # in the batch record).
 PROCESS_ID = {"qcd": 121, "ttbar": 601, "wjets": 221}

@@ -19,7 +19,10 @@ FILTER_LEPTON_ETA = 2.5
 class PythiaSource:
     """One initialised Pythia instance producing final-state particle batches."""
 
-    def __init__(self, settings: list[str]) -> None:
+    def __init__(self, settings: list[str], forced: tuple[int, ...] = ()) -> None:
+        """`forced`: hadrons whose decay tables the settings restrict; each decay of one weighs the event
+        by the open share of its table (Pythia's cross-section includes the open share of resonance
+        decays, W and top, but not of hadron decays)."""
         pythia8mc = require("pythia8mc")
         self._pythia = pythia8mc.Pythia("", False)
         for line in settings:
@@ -29,6 +32,15 @@ class PythiaSource:
             raise RuntimeError("Pythia initialisation failed")
         self._charge: dict[int, float] = {}
         self._visible: dict[int, bool] = {}
+        self.open_fractions = {pid: self._open_fraction(pid) for pid in forced}
+
+    def _open_fraction(self, pid: int) -> float:
+        """The share of `pid`'s decay width left on: Pythia picks among the open channels in proportion to
+        their branching ratios, normalised over the whole table."""
+        entry = self._pythia.particleData.particleDataEntryPtr(pid)
+        channels = [entry.channel(i) for i in range(entry.sizeChannels())]
+        total = sum(c.bRatio() for c in channels)
+        return sum(c.bRatio() for c in channels if c.onMode() > 0) / total if total > 0 else 1.0
 
     def cross_section(self) -> tuple[float, float]:
         info = self._pythia.infoPython()
@@ -38,7 +50,8 @@ class PythiaSource:
         """`n` events (fewer if Pythia fails some): particles and heavy-flavour hadrons per event.
 
         Fields per event: `particles` (final state: pid, charge, visible, px, py, pz, e, vx, vy, vz
-        in GeV and mm), `hadrons` (b and c hadrons: flavour 5 or 4, pt, eta, phi), `weight`, `id1`, `id2`.
+        in GeV and mm), `hadrons` (b and c hadrons: flavour 5 or 4, pt, eta, phi), `weight` (the
+        generator's weight times the forced-decay weight), `id1`, `id2`.
         """
         events = self._pythia.nextBatch(n, errorMode="skip")
         prt = events.prt
@@ -60,11 +73,13 @@ class PythiaSource:
             },
             depth_limit=2,
         )
+        generator = (np.asarray(events.info.weights[:, 0], np.float64) if ak.max(ak.num(events.info.weights), initial=0)
+                     else np.ones(len(prt), np.float64))
         return ak.zip(
             {
                 "particles": particles,
                 "hadrons": heavy_hadrons(prt),
-                "weight": events.info.weights[:, 0] if ak.max(ak.num(events.info.weights), initial=0) else ak.ones_like(events.info.id1, dtype=np.float64),
+                "weight": generator * forced_decay_weight(prt, self.open_fractions),
                 "id1": events.info.id1,
                 "id2": events.info.id2,
             },
@@ -81,6 +96,23 @@ class PythiaSource:
         charge = np.array([self._charge[c] for c in uniq.tolist()], dtype=np.float64)[inverse]
         visible = np.array([self._visible[c] for c in uniq.tolist()], dtype=bool)[inverse]
         return charge, visible
+
+
+def forced_decay_weight(prt: ak.Array, open_fractions: dict[int, float]) -> np.ndarray:
+    """Per event, the product of the open fractions of the forced hadrons that decayed. A neutral B that
+    oscillates appears twice (B⁰ → B̄⁰, then the decay): only the decay counts."""
+    n = len(prt)
+    if not open_fractions:
+        return np.ones(n, np.float64)
+    forced = np.array(sorted(open_fractions), np.int64)
+    log_fraction = np.log(np.array([open_fractions[p] for p in forced.tolist()], np.float64))
+    aid = np.abs(np.asarray(ak.flatten(prt.id), np.int64))
+    first_daughter = np.abs(np.asarray(ak.flatten(prt.id[ak.where(prt.daughter1 > 0, prt.daughter1, 0)]), np.int64))
+    decayed = (np.asarray(ak.flatten(prt.status)) < 0) & np.isin(aid, forced) & ~np.isin(first_daughter, forced)
+    factor = np.zeros(len(aid), np.float64)
+    factor[decayed] = log_fraction[np.searchsorted(forced, aid[decayed])]
+    event = np.repeat(np.arange(n), np.asarray(ak.num(prt.id)))
+    return np.exp(np.bincount(event, weights=factor, minlength=n))
 
 
 def heavy_hadrons(prt: ak.Array, min_pt: float = 5.0) -> ak.Array:

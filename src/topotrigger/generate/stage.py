@@ -92,7 +92,8 @@ def is_complete(task: FileTask) -> bool:
 
 def _events(task: FileTask, stats: dict[str, Any]) -> Iterator[dict[str, ak.Array]]:
     """Filtered, simulated events of one file, in chunks; fills `stats` as it goes."""
-    source = PythiaSource(processes.pythia_settings(task.process, task.profile, task.seed, task.file_index))
+    source = PythiaSource(processes.pythia_settings(task.process, task.profile, task.seed, task.file_index),
+                          processes.FORCED_DECAYS.get(task.process, ()))
     minbias = PythiaSource(processes.minbias_settings(task.seed % 899_999_999 + 1)) if task.pileup > 0 else None
     rng = np.random.default_rng([task.seed, task.file_index])
     kept = tried = 0
@@ -131,6 +132,7 @@ def _events(task: FileTask, stats: dict[str, Any]) -> Iterator[dict[str, ak.Arra
         stats["pythia_s"] += t1 - t0
         stats["detector_s"] += t2 - t1
         kept += len(selected)
+        stats["weight_sum"] = stats.get("weight_sum", 0.0) + float(np.sum(selected.weight)) if len(selected) else 0.0
         if len(selected):
             t3 = time.perf_counter()
             yield collections
@@ -140,6 +142,7 @@ def _events(task: FileTask, stats: dict[str, Any]) -> Iterator[dict[str, ak.Arra
     stats["tried"] = tried
     stats["events"] = kept
     stats["sigma_mb"], stats["sigma_err_mb"] = source.cross_section()
+    stats["open_fractions"] = {str(k): v for k, v in source.open_fractions.items()}
 
 
 def generate_file(task_dict: dict[str, Any]) -> dict[str, Any]:
@@ -147,7 +150,7 @@ def generate_file(task_dict: dict[str, Any]) -> dict[str, Any]:
     task = FileTask(**task_dict)
     if is_complete(task):
         return {**read_json(task.record_path), "reused": True}
-    stats: dict[str, Any] = {"pythia_s": 0.0, "detector_s": 0.0, "write_s": 0.0}
+    stats: dict[str, Any] = {"pythia_s": 0.0, "detector_s": 0.0, "write_s": 0.0, "weight_sum": 0.0}
     start = time.perf_counter()
     write_tree(Path(task.path), _events(task, stats))
     stats["wall_s"] = time.perf_counter() - start
@@ -219,22 +222,44 @@ def generate(cfg: GenerateConfig, out: Path | str, spark: "SparkSession", progre
     return GenerateResult(out, records, skipped)
 
 
+def class_summary(process: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts, filter efficiency and cross-sections of one class from its file records.
+
+    `effective_cross_section_pb` is the cross-section of the events written: Pythia's σ of the hard process
+    (with the open share of W and top decays) × the configurations the files take turns on × the filter
+    efficiency × the mean forced-decay weight of the kept events (Σ weights of kept events / events tried).
+    """
+    mine = [r for r in records if r["task"]["process"] == process]
+    events = sum(r["events"] for r in mine)
+    tried = sum(r["tried"] for r in mine)
+    # Cross-sections per file are independent estimates of the same process: weight by tries.
+    sigma_mb = sum(r["sigma_mb"] * r["tried"] for r in mine) / tried if tried else 0.0
+    sigma_err_mb = (sum((r["sigma_err_mb"] * r["tried"]) ** 2 for r in mine) ** 0.5 / tried) if tried else 0.0
+    weight_sum = sum(r.get("weight_sum", r["events"]) for r in mine)
+    configurations = processes.CONFIGURATIONS.get(process, 1)
+    effective_pb = sigma_mb * 1e9 * configurations * weight_sum / tried if tried else 0.0
+    return {
+        "events": events, "tried": tried, "files": len(mine),
+        "filter_efficiency": events / tried if tried else 0.0,
+        "sigma_mb": sigma_mb, "sigma_err_mb": sigma_err_mb, "configurations": configurations,
+        "mean_event_weight": weight_sum / events if events else 0.0,
+        "open_fractions": mine[0].get("open_fractions", {}) if mine else {},
+        "effective_cross_section_pb": effective_pb,
+        # Statistical only: Pythia's σ estimate and the binomial filter efficiency, in quadrature.
+        "effective_cross_section_err_pb": effective_pb * ((sigma_err_mb / sigma_mb) ** 2 + (
+            (1 - events / tried) / events if events and tried else 0.0)) ** 0.5 if sigma_mb else 0.0,
+    }
+
+
 def _write_manifests(cfg: GenerateConfig, out: Path, records: list[dict[str, Any]]) -> None:
     versions = software_versions()
     summary = {}
     for process in cfg.classes:
-        mine = [r for r in records if r["task"]["process"] == process]
-        events = sum(r["events"] for r in mine)
-        tried = sum(r["tried"] for r in mine)
-        # Cross-sections per file are independent estimates of the same process: weight by tries.
-        sigma = sum(r["sigma_mb"] * r["tried"] for r in mine) / tried if tried else 0.0
-        summary[process] = {
-            "events": events, "tried": tried, "files": len(mine),
-            "filter_efficiency": events / tried if tried else 0.0,
-            "sigma_mb": sigma, "filtered_sigma_mb": sigma * (events / tried if tried else 0.0),
-        }
-        write_json(out / process / "manifest.json", {"settings": cfg.model_dump(mode="json"),
-                                                     "summary": summary[process], "files": mine,
+        summary[process] = class_summary(process, records)
+        write_json(out / process / "manifest.json", {"stage": "generate", "process": process,
+                                                     "settings": cfg.model_dump(mode="json"),
+                                                     "summary": summary[process],
+                                                     "files": [r for r in records if r["task"]["process"] == process],
                                                      "software": versions})
     write_json(out / "manifest.json", {"stage": "generate", "settings": cfg.model_dump(mode="json"),
                                        "classes": summary, "files": records, "software": versions})

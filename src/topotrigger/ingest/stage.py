@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from topotrigger.config import IngestConfig
 from topotrigger.errors import InputError, UserError, carry_user_errors, user_errors_from_tasks
-from topotrigger.ingest import plan
+from topotrigger.ingest import cross_sections, plan
 from topotrigger.ingest.paths import expand
 from topotrigger.ingest.reader import read_slices
 from topotrigger.ingest.schema import Column, from_json, spark_schema, to_json
@@ -208,6 +208,9 @@ def ingest(cfg: IngestConfig, inputs: list[str], out: str, spark: "SparkSession"
             "inputs": file_records,
             "skipped": skipped,
             "counts": {str(k): v for k, v in sorted(counts.items())},
+            # The cross-section of the events each sample's files hold (pb), where generate recorded it.
+            "cross_sections": cross_sections.from_generator(
+                {s: [p for p in paths if p in entries and p not in bad] for s, paths in by_sample.items()}),
             "schema": json.loads(spark_schema(pipeline_columns()).add("label", "integer").add("sample", "string").json()),
             "seconds": seconds,
             "software": software_versions(),
