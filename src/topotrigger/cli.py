@@ -7,6 +7,7 @@ and exit 2; anything else is a bug and keeps its traceback (exit 1).
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,9 @@ app.add_typer(cluster_app, name="cluster")
 StateDir = Annotated[Path | None, typer.Option(help="Where logs, pids and cluster.json live [default: ~/.local/state/topotrigger/cluster].")]
 
 err_console = Console(stderr=True)
-console = Console()
+# Piped output (CI logs, `make demo > log`) has no width to fit: rich's default of 80 columns would wrap
+# tables and paths mid-word, so a pipe gets wide lines unless COLUMNS says otherwise.
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160)
 
 
 @dataclass

@@ -29,7 +29,7 @@ def _pyplot() -> Any:
 def _label(ax: Any) -> None:
     ax.text(0.0, 1.01, "Simulation", transform=ax.transAxes, ha="left", va="bottom", fontsize=12,
             fontweight="bold", fontstyle="italic")
-    ax.text(1.0, 1.01, r"$\sqrt{s}$ = 13 TeV", transform=ax.transAxes, ha="right", va="bottom", fontsize=12)
+    ax.text(1.0, 1.01, "√s = 13 TeV", transform=ax.transAxes, ha="right", va="bottom", fontsize=12)
 
 
 def _save(fig: Any, path: Path) -> Path:
