@@ -67,7 +67,7 @@ def pipeline_run(spark, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from topotrigger.train.stage import train
 
     root = tmp_path_factory.mktemp("pipeline")
-    generate(GenerateConfig(events=200, files_per_class=1, seed=77), root / "generate", spark, progress=False, plots=False)
+    generate(GenerateConfig(events=200, files_per_class=1, seed=77, profile="quick"), root / "generate", spark, progress=False, plots=False)
     ingest(IngestConfig(), [str(root / "generate")], str(root / "ingest"), spark)
     features(FeaturesConfig(seed=3), str(root / "ingest"), str(root / "features"), spark)
     for name in ("hlf", "inclusive"):

@@ -32,7 +32,7 @@ def _files(*parts: str) -> list[Path]:
 
 NO_SPARK = [
     ("features", "kernels"), ("features", "contract.py"), ("ingest", "reader.py"),
-    ("generate", "detector.py"), ("generate", "jets.py"), ("train", "models.py"), ("train", "data.py"),
+    ("generate", "detector.py"), ("generate", "jets.py"), ("generate", "pileup.py"), ("train", "models.py"), ("train", "data.py"),
     ("train", "loop.py"), ("io", "storage.py"), ("io", "manifest.py"), ("modeldir.py",),
 ]
 

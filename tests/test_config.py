@@ -23,10 +23,10 @@ def test_to_toml_round_trips() -> None:
 
 def test_overrides_beat_file(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text('[generate]\nevents = 5\nprofile = "full"\n')
+    path.write_text('[generate]\nevents = 5\nprofile = "quick"\n')
     cfg = load_config(path, {"generate.events": 9, "generate.seed": None})
     assert cfg.generate.events == 9
-    assert cfg.generate.profile == "full"
+    assert cfg.generate.profile == "quick"
     assert cfg.generate.seed == Config().generate.seed
 
 
@@ -40,7 +40,7 @@ def test_unknown_key_names_key_and_allowed(tmp_path: Path) -> None:
 
 
 def test_bad_literal_lists_allowed_values() -> None:
-    with pytest.raises(ConfigError, match=r"generate\.profile.*'fast' or 'full'"):
+    with pytest.raises(ConfigError, match=r"generate\.profile.*'cms' or 'quick'"):
         load_config(overrides={"generate.profile": "medium"})
 
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.spark
 
 def test_run_rerun_and_force(spark, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    cfg = load_config(overrides={"run_dir": str(run_dir), "generate.events": 60, "generate.files_per_class": 1,
+    cfg = load_config(overrides={"run_dir": str(run_dir), "generate.events": 60, "generate.files_per_class": 1, "generate.profile": "quick",
                                   "train.epochs": 2, "tune.trials": 2, "tune.min_sample_events": 50,
                                   "run.models": ["hlf", "inclusive"]})
     console = Console(record=True, width=120)
@@ -63,7 +63,7 @@ def test_run_rerun_and_force(spark, tmp_path: Path) -> None:
 
 
 def test_a_spark_model_is_not_retrained_on_a_rerun(spark, tmp_path: Path) -> None:
-    cfg = load_config(overrides={"run_dir": str(tmp_path / "run"), "generate.events": 40, "generate.files_per_class": 1,
+    cfg = load_config(overrides={"run_dir": str(tmp_path / "run"), "generate.events": 40, "generate.files_per_class": 1, "generate.profile": "quick",
                                   "run.tune": False, "run.models": ["mllib-rf"]})
     console = Console(record=True, width=120)
     run_pipeline(cfg, spark, console)

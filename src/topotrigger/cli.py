@@ -146,8 +146,8 @@ def generate(
     events: Annotated[int | None, typer.Option(help="Events per class after the generator filter (generate.events).")] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory [default: RUN_DIR/generate].")] = None,
     classes: Annotated[str | None, typer.Option(help="Comma-separated classes: qcd,ttbar,wjets (generate.classes).")] = None,
-    profile: Annotated[str | None, typer.Option(help="fast (no MPI) or full (generate.profile).")] = None,
-    pileup: Annotated[float | None, typer.Option(help="Mean pile-up events overlaid (generate.pileup).")] = None,
+    profile: Annotated[str | None, typer.Option(help="cms (MPI and pile-up, the default) or quick (no MPI, no pile-up) (generate.profile).")] = None,
+    pileup: Annotated[float | None, typer.Option(help="Mean pile-up events overlaid per event (generate.pileup) [default: the profile's, cms 30, quick 0].")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (generate.seed).")] = None,
     files_per_class: Annotated[int | None, typer.Option(help="Files (Spark tasks) per class (generate.files_per_class).")] = None,
 ) -> None:

@@ -63,8 +63,9 @@ class SparkConfig(_Section):
 class GenerateConfig(_Section):
     events: int = Field(default=4000, gt=0, description="events per class written after the generator filter")
     classes: list[Literal["qcd", "ttbar", "wjets"]] = Field(default_factory=lambda: ["qcd", "ttbar", "wjets"], min_length=1)  # type: ignore[arg-type]
-    profile: Literal["fast", "full"] = "fast"
-    pileup: float = Field(default=0.0, ge=0.0, le=200.0)
+    profile: Literal["cms", "quick"] = "cms"
+    pileup: float | None = Field(default=None, ge=0.0, le=200.0, description="mean pile-up; default: the profile's (cms 30, quick 0)")
+    pileup_library: int = Field(default=1000, gt=0, le=1_000_000, description="minimum-bias events generated once per worker and overlaid")
     seed: int = Field(default=1234, ge=0, lt=900_000_000)
     files_per_class: int = Field(default=2, gt=0)
 

@@ -27,6 +27,16 @@ def print_generate(console: Console, result: "GenerateResult") -> None:
         table.add_row(process, str(summary["files"]), str(summary["events"]), f"{summary['filter_efficiency']:.3f}",
                       f"{summary['effective_cross_section_pb']:.4g}", f"{summary['events'] / wall:.1f}" if wall else "-")
     console.print(table)
+    summaries = {p: class_summary(p, result.files) for p in sorted({f["task"]["process"] for f in result.files})}
+    names = list(next(iter(summaries.values()))["mean_multiplicity"]) if summaries else []
+    if names:
+        table = Table(title=f"mean objects per event (pile-up ⟨μ⟩ = {next(iter(summaries.values()))['mean_pileup']:g})")
+        table.add_column("class")
+        for name in names:
+            table.add_column(name.replace("EFlow", ""), justify="right")
+        for process, summary in summaries.items():
+            table.add_row(process, *(f"{summary['mean_multiplicity'].get(n, 0.0):.1f}" for n in names))
+        console.print(table)
     if result.skipped:
         console.print(f"{result.skipped} file(s) were already complete and kept")
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.spark
 @pytest.fixture(scope="module")
 def ingested(spark, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("features")
-    generate(GenerateConfig(events=80, files_per_class=1, seed=21), root / "generate", spark, progress=False, plots=False)
+    generate(GenerateConfig(events=80, files_per_class=1, seed=21, profile="quick"), root / "generate", spark, progress=False, plots=False)
     ingest(IngestConfig(), [str(root / "generate")], str(root / "ingest"), spark)
     return root / "ingest"
 

@@ -16,7 +16,8 @@ from topotrigger.io.delphes import PIPELINE_COLLECTIONS, read_collections
 
 pytestmark = pytest.mark.spark
 
-CFG = GenerateConfig(events=24, classes=["ttbar", "wjets", "qcd"], files_per_class=2, seed=5)
+# The default profile (MPI, pile-up) end to end on Spark, with a small minimum-bias library.
+CFG = GenerateConfig(events=24, classes=["ttbar", "wjets", "qcd"], files_per_class=2, seed=5, pileup_library=100)
 
 
 def content(path: Path) -> list:

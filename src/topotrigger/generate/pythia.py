@@ -143,10 +143,3 @@ def lepton_filter(particles: ak.Array) -> ak.Array:
     eta = np.arcsinh(particles.pz / np.maximum(pt, 1e-12))
     good = ((aid == 11) | (aid == 13)) & (pt > FILTER_LEPTON_PT) & (abs(eta) < FILTER_LEPTON_ETA)
     return ak.any(good, axis=1)
-
-
-def overlay_pileup(events: ak.Array, minbias: ak.Array, counts: np.ndarray) -> ak.Array:
-    """Append the particles of `counts[i]` minimum-bias events to event i (vertices kept per event)."""
-    grouped = ak.unflatten(minbias.particles, counts)
-    extra = ak.flatten(grouped, axis=2)
-    return ak.with_field(events, ak.concatenate([events.particles, extra], axis=1), "particles")

@@ -24,8 +24,8 @@ import numpy as np
 
 from topotrigger.config import GenerateConfig
 from topotrigger.errors import OutputExistsError, OutputPathError, UserError
-from topotrigger.generate import detector, jets, processes
-from topotrigger.generate.pythia import PythiaSource, lepton_filter, overlay_pileup
+from topotrigger.generate import detector, jets, pileup, processes
+from topotrigger.generate.pythia import PythiaSource, lepton_filter
 from topotrigger.generate.writer import write_tree
 from topotrigger.io import storage
 from topotrigger.io.atomic import read_json, remove_stale_temporaries, write_json
@@ -46,6 +46,8 @@ class FileTask:
     profile: str
     pileup: float
     path: str
+    pileup_seed: int = 0        # the minimum-bias library's: the same for every file, so workers share it
+    pileup_library: int = 1000
 
     @property
     def record_path(self) -> Path:
@@ -68,6 +70,10 @@ def file_seed(seed: int, process: str, file_index: int) -> int:
     return 1 + int.from_bytes(digest[:8], "little") % 899_999_999
 
 
+def mean_pileup(cfg: GenerateConfig) -> float:
+    return cfg.pileup if cfg.pileup is not None else processes.DEFAULT_PILEUP[cfg.profile]
+
+
 def plan(cfg: GenerateConfig, out: Path) -> list[FileTask]:
     tasks = []
     for process in cfg.classes:
@@ -76,8 +82,9 @@ def plan(cfg: GenerateConfig, out: Path) -> list[FileTask]:
             n = cfg.events // k + (1 if i < cfg.events % k else 0)
             if n == 0:
                 continue
-            tasks.append(FileTask(process, i, n, file_seed(cfg.seed, process, i), cfg.profile, cfg.pileup,
-                                  str(out / process / f"{process}_{i:03d}.root")))
+            tasks.append(FileTask(process, i, n, file_seed(cfg.seed, process, i), cfg.profile, mean_pileup(cfg),
+                                  str(out / process / f"{process}_{i:03d}.root"), file_seed(cfg.seed, "minbias", 0),
+                                  cfg.pileup_library))
     return tasks
 
 
@@ -91,12 +98,18 @@ def is_complete(task: FileTask) -> bool:
 
 
 def _events(task: FileTask, stats: dict[str, Any]) -> Iterator[dict[str, ak.Array]]:
-    """Filtered, simulated events of one file, in chunks; fills `stats` as it goes."""
+    """Filtered, simulated events of one file, in chunks; fills `stats` (seconds per step) as it goes."""
+    for key in ("pythia_s", "pileup_s", "detector_s", "jets_s", "write_s"):
+        stats.setdefault(key, 0.0)
     source = PythiaSource(processes.pythia_settings(task.process, task.profile, task.seed, task.file_index),
                           processes.FORCED_DECAYS.get(task.process, ()))
-    minbias = PythiaSource(processes.minbias_settings(task.seed % 899_999_999 + 1)) if task.pileup > 0 else None
+    t0 = time.perf_counter()
+    minbias = pileup.library(task.pileup_seed, task.pileup_library) if task.pileup > 0 else None
+    stats["pileup_s"] += time.perf_counter() - t0
     rng = np.random.default_rng([task.seed, task.file_index])
     kept = tried = 0
+    # Events with pile-up hold thousands of particles: smaller batches bound a task's memory.
+    max_batch = MAX_BATCH if task.pileup <= 0 else max(50, int(MAX_BATCH * 5 / (5 + task.pileup)))
     batch = min(task.events, 200)
     while kept < task.events:
         t0 = time.perf_counter()
@@ -111,16 +124,16 @@ def _events(task: FileTask, stats: dict[str, Any]) -> Iterator[dict[str, ak.Arra
         else:
             tried += len(events)
         selected = events[passing]
-        if minbias is not None and len(selected):
-            counts = rng.poisson(task.pileup, len(selected))
-            pool = minbias.batch(int(counts.sum()))
-            while len(pool) < counts.sum():  # Pythia may skip failed events
-                pool = ak.concatenate([pool, minbias.batch(int(counts.sum()) - len(pool))])
-            selected = overlay_pileup(selected, pool, counts)
         t1 = time.perf_counter()
+        stats["pythia_s"] += t1 - t0
         if len(selected):
-            collections, candidates = detector.simulate(selected.particles, rng)
+            hard, hard_counts = detector.flat_columns(selected.particles)
+            particles, counts = pileup.place(hard, hard_counts, rng, task.pileup, minbias)
+            t2 = time.perf_counter()
+            collections, candidates = detector.simulate(particles, counts, rng)
+            t3 = time.perf_counter()
             collections["Jet"] = jets.btag(jets.cluster(candidates), selected.hadrons, rng)
+            t4 = time.perf_counter()
             number = task.file_index * 1_000_000_000 + kept + np.arange(len(selected), dtype=np.int64)
             ones = np.ones(len(selected), dtype=np.int64)
             collections["Event"] = detector.jagged({
@@ -128,21 +141,36 @@ def _events(task: FileTask, stats: dict[str, Any]) -> Iterator[dict[str, ak.Arra
                 "Weight": np.asarray(selected.weight, dtype=np.float32),
                 "ProcessID": np.full(len(selected), processes.PROCESS_ID[task.process], dtype=np.int32),
             }, ones)
-        t2 = time.perf_counter()
-        stats["pythia_s"] += t1 - t0
-        stats["detector_s"] += t2 - t1
-        kept += len(selected)
-        stats["weight_sum"] = stats.get("weight_sum", 0.0) + float(np.sum(selected.weight)) if len(selected) else 0.0
-        if len(selected):
-            t3 = time.perf_counter()
+            stats["pileup_s"] += t2 - t1
+            stats["detector_s"] += t3 - t2
+            stats["jets_s"] += t4 - t3
+            stats["particles"] = stats.get("particles", 0) + int(counts.sum())
+            stats["multiplicity"] = _add_multiplicities(stats.get("multiplicity", {}), collections)
+            stats["weight_sum"] = stats.get("weight_sum", 0.0) + float(np.sum(selected.weight))
+            kept += len(selected)
+            t5 = time.perf_counter()
             yield collections
-            stats["write_s"] += time.perf_counter() - t3
+            stats["write_s"] += time.perf_counter() - t5
         efficiency = max(kept, 1) / max(tried, 1)
-        batch = int(min(MAX_BATCH, max(50, 1.2 * (task.events - kept) / efficiency)))
+        batch = int(min(max_batch, max(50, 1.2 * (task.events - kept) / efficiency)))
     stats["tried"] = tried
     stats["events"] = kept
     stats["sigma_mb"], stats["sigma_err_mb"] = source.cross_section()
     stats["open_fractions"] = {str(k): v for k, v in source.open_fractions.items()}
+
+
+# Per-event multiplicities recorded by generate: every EFlow object, and those above the feature
+# thresholds of the 2019 study (tracks pT > 0.5, photons and neutral hadrons ET > 1 GeV).
+MULTIPLICITY_CUTS = {"EFlowTrack": ("PT", 0.5), "EFlowPhoton": ("ET", 1.0), "EFlowNeutralHadron": ("ET", 1.0)}
+
+
+def _add_multiplicities(sums: dict[str, float], collections: dict[str, ak.Array]) -> dict[str, float]:
+    out = dict(sums)
+    for name, (field, cut) in MULTIPLICITY_CUTS.items():
+        c = collections[name]
+        out[f"{name}"] = out.get(name, 0.0) + float(ak.sum(ak.num(c)))
+        out[f"{name} {field} > {cut:g}"] = out.get(f"{name} {field} > {cut:g}", 0.0) + float(ak.sum(c[field] > cut))
+    return out
 
 
 def generate_file(task_dict: dict[str, Any]) -> dict[str, Any]:
@@ -150,7 +178,7 @@ def generate_file(task_dict: dict[str, Any]) -> dict[str, Any]:
     task = FileTask(**task_dict)
     if is_complete(task):
         return {**read_json(task.record_path), "reused": True}
-    stats: dict[str, Any] = {"pythia_s": 0.0, "detector_s": 0.0, "write_s": 0.0, "weight_sum": 0.0}
+    stats: dict[str, Any] = {"weight_sum": 0.0}
     start = time.perf_counter()
     write_tree(Path(task.path), _events(task, stats))
     stats["wall_s"] = time.perf_counter() - start
@@ -238,8 +266,15 @@ def class_summary(process: str, records: list[dict[str, Any]]) -> dict[str, Any]
     weight_sum = sum(r.get("weight_sum", r["events"]) for r in mine)
     configurations = processes.CONFIGURATIONS.get(process, 1)
     effective_pb = sigma_mb * 1e9 * configurations * weight_sum / tried if tried else 0.0
+    multiplicity: dict[str, float] = {}
+    for r in mine:
+        for name, total in r.get("multiplicity", {}).items():
+            multiplicity[name] = multiplicity.get(name, 0.0) + total
     return {
         "events": events, "tried": tried, "files": len(mine),
+        "mean_pileup": mine[0]["task"]["pileup"] if mine else 0.0,
+        "mean_multiplicity": {name: total / events for name, total in multiplicity.items()} if events else {},
+        "mean_particles_in_detector": sum(r.get("particles", 0) for r in mine) / events if events else 0.0,
         "filter_efficiency": events / tried if tried else 0.0,
         "sigma_mb": sigma_mb, "sigma_err_mb": sigma_err_mb, "configurations": configurations,
         "mean_event_weight": weight_sum / events if events else 0.0,
