@@ -18,7 +18,7 @@ from rich.console import Console
 
 from topotrigger import __version__
 from topotrigger.config import Config, load_config
-from topotrigger.errors import UserError
+from topotrigger.errors import MissingInputError, UserError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -150,15 +150,19 @@ def generate(
     pileup: Annotated[float | None, typer.Option(help="Mean pile-up events overlaid per event (generate.pileup) [default: the profile's, cms 30, quick 0].")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (generate.seed).")] = None,
     files_per_class: Annotated[int | None, typer.Option(help="Files (Spark tasks) per class (generate.files_per_class).")] = None,
+    reference: Annotated[Path | None, typer.Option(help="A real Delphes ROOT file whose EFlow spectra the validation plots overlay.")] = None,
 ) -> None:
-    """Generate events with Pythia 8 + fast detector simulation into Delphes-like ROOT files."""
+    """Generate events with Pythia 8 + a Delphes-CMS-like detector with pile-up into Delphes-like ROOT files."""
     from topotrigger.generate.stage import generate as run_generate
     from topotrigger.reporting import print_generate
 
     state = _state(ctx)
     cfg = state.config(**{"generate.events": events, "generate.classes": _split(classes), "generate.profile": profile,
                           "generate.pileup": pileup, "generate.seed": seed, "generate.files_per_class": files_per_class})
-    result = run_generate(cfg.generate, out or cfg.run_dir / "generate", _spark(state, cfg))
+    if reference is not None and not reference.is_file():  # before Spark starts
+        raise MissingInputError(f"reference file not found: {reference}")
+    result = run_generate(cfg.generate, out or cfg.run_dir / "generate", _spark(state, cfg),
+                          reference=str(reference) if reference else None)
     print_generate(console, result)
 
 

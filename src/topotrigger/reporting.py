@@ -68,6 +68,9 @@ def print_features(console: Console, result: "FeaturesResult") -> None:
     console.print(table)
     for split, counts in result.counts.items():
         console.print(f"{split}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if any(n for kinds in result.capped.values() for n in kinds.values()):
+        console.print("selected events whose particle list reached a cap (450 tracks, 150 photons, 200 neutral hadrons): "
+                      + "; ".join(f"{c} " + ", ".join(f"{k} {n}" for k, n in kinds.items()) for c, kinds in result.capped.items()))
     console.print(f"{result.events_in} input events in {result.seconds:.1f} s "
                   f"({result.events_in / max(result.seconds, 1e-9):.0f} events/s); written to {result.out}")
 

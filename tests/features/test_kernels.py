@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from topotrigger.features.kernels import definitions as d
-from topotrigger.features.kernels.events import Collection, compute
+from topotrigger.features.kernels.events import Collection, capped, compute
 from topotrigger.io.delphes import PIPELINE_COLLECTIONS
 
 FIELDS = PIPELINE_COLLECTIONS
@@ -122,3 +122,18 @@ def test_kernels_import_no_spark_or_arrow() -> None:
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_capped_counts_objects_above_threshold_against_the_caps() -> None:
+    def collection(values: list[list[float]], field: str) -> Collection:
+        offsets = np.concatenate([[0], np.cumsum([len(v) for v in values])])
+        return Collection(offsets, {field: np.array([x for v in values for x in v], dtype=float)})
+
+    over = d.MAX_PHOTONS + 1
+    collections = {"EFlowTrack": collection([[1.0] * (d.MAX_TRACKS + 1), [0.4] * 600], "PT"),
+                   "EFlowPhoton": collection([[2.0] * d.MAX_PHOTONS, [2.0] * over], "ET"),
+                   "EFlowNeutralHadron": collection([[0.5] * 300, []], "ET")}
+    hit = capped(collections)
+    assert hit["tracks"].tolist() == [True, False]          # 451 above 0.5; 600 below it
+    assert hit["photons"].tolist() == [False, True]         # exactly the cap is not over it
+    assert hit["neutral hadrons"].tolist() == [False, False]

@@ -24,7 +24,7 @@ import functools
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,7 +37,7 @@ from topotrigger.errors import InputError, MissingInputError, carry_user_errors,
 from topotrigger.features import ingested, layouts
 from topotrigger.features.arrow import collections_of, feature_columns, packed, unpacked
 from topotrigger.features.kernels import definitions as d
-from topotrigger.features.kernels.events import compute
+from topotrigger.features.kernels.events import CAPPED, capped, compute
 from topotrigger.features.keys import event_keys, seeded
 from topotrigger.features.scaling import Moments, Scaler
 from topotrigger.io import storage
@@ -59,6 +59,7 @@ class FeaturesResult:
     counts: dict[str, dict[str, int]]
     seconds: float
     events_in: int
+    capped: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 # ---- functions run on executors (module level, so they pickle by reference) -------------------
@@ -91,6 +92,7 @@ def select_task(pieces: Iterator[ingested.Piece], root: str, options: dict[str, 
     opts = d.FeatureOptions(**options)
     output = TaskOutput(root, compression="lz4")  # read back once or twice, then deleted: speed over size
     flow: dict[tuple[int, int], int] = {}
+    caps: dict[tuple[int, str], int] = {}
     try:
         for piece in pieces:
             for batch in ingested.read(piece):
@@ -103,6 +105,9 @@ def select_task(pieces: Iterator[ingested.Piece], root: str, options: dict[str, 
                 final = np.flatnonzero(features.cut == d.CUT_FINAL)
                 if not len(final):
                     continue
+                for kind, hit in capped(collections).items():
+                    for label, count in zip(*np.unique(labels[final][hit[final]], return_counts=True)):
+                        caps[(int(label), kind)] = caps.get((int(label), kind), 0) + int(count)
                 keys = event_keys(collections, labels, batch.column("sample"))[final]
                 output.write(pa.RecordBatch.from_arrays(
                     [pa.array(labels[final].astype(np.int32)), batch.column("sample").take(final), pa.array(keys),
@@ -112,7 +117,8 @@ def select_task(pieces: Iterator[ingested.Piece], root: str, options: dict[str, 
     except BaseException:
         output.abort()
         raise
-    yield {"files": output.close(), "flow": [(label, cut, count) for (label, cut), count in flow.items()]}
+    yield {"files": output.close(), "flow": [(label, cut, count) for (label, cut), count in flow.items()],
+           "capped": [(label, kind, count) for (label, kind), count in caps.items()]}
 
 
 def _packed_arrays(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -217,14 +223,15 @@ def _input_manifest(input_path: str) -> tuple[dict[int, str], str | None, dict[s
 
 
 def _select(spark: "SparkSession", pieces: list[ingested.Piece], root: str, options: d.FeatureOptions,
-            seed: int) -> list[tuple[int, int, int]]:
-    """Pass 1: features of every event in the tasks; the selected ones kept under `root`; the cut flow."""
+            seed: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, str, int]]]:
+    """Pass 1: features of every event in the tasks; the selected ones kept under `root`; the cut flow
+    and, per class, the selected events whose particle list reached a cap."""
     task = functools.partial(select_task, root=root, options=asdict(options), seed=seed)
     prepare(root)
     with user_errors_from_tasks():
         reports = spark.sparkContext.parallelize(pieces, len(pieces)).mapPartitions(task).collect()
     commit(root, [f for r in reports for f in r["files"]])
-    return [row for r in reports for row in r["flow"]]
+    return [row for r in reports for row in r["flow"]], [row for r in reports for row in r["capped"]]
 
 
 def _below(thresholds: Thresholds) -> Any:
@@ -330,7 +337,7 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
 
     with storage.staged_output(out, overwrite, MANIFEST, spark) as staged:
         selected_root = staged.path("_selected")
-        flow_rows = _select(spark, pieces, selected_root, options, cfg.seed)
+        flow_rows, cap_rows = _select(spark, pieces, selected_root, options, cfg.seed)
         lap("select_and_compute")
 
         cutflow = cutflow_table(flow_rows, label_names)
@@ -358,6 +365,8 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
         lap("write_splits")
         storage.delete(selected_root)
 
+        capped_counts = {label_names.get(lab, str(lab)): {kind: sum(n for lb, k, n in cap_rows if lb == lab and k == kind)
+                                                          for kind in CAPPED} for lab in sorted(per_class)}
         # The thresholds make the counts exact: no need to read the splits back.
         counts = {split: {label_names.get(lab, str(lab)): n[split][lab] for lab in sorted(n["kept"])}
                   for split in ("train", "val", "test")}
@@ -374,6 +383,8 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
             "label_names": {str(k): v for k, v in sorted(label_names.items())},
             "scaler": scaler.to_dict(),
             "cutflow": cutflow,
+            # Selected events whose particle list left objects out (more above threshold than its cap).
+            "capped": capped_counts,
             # Of the events that entered the cut flow, per class (pb); evaluate turns them into rates.
             "cross_sections": cross_sections,
             "counts": counts,
@@ -387,4 +398,4 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
             "timings_s": timings,
             "software": software_versions(),
         })
-    return FeaturesResult(out, cutflow, counts, seconds, sum(r[2] for r in flow_rows))
+    return FeaturesResult(out, cutflow, counts, seconds, sum(r[2] for r in flow_rows), capped_counts)

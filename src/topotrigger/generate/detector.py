@@ -163,26 +163,34 @@ def _propagate(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, charge: np.ndar
                params: DetectorParams) -> tuple[np.ndarray, np.ndarray]:
     big_r, half = params.radius_m, params.half_length_m
     cot = np.sinh(eta)  # pz / pT
-    charged = charge != 0
-    r = np.where(charged, pt / (C_LIGHT * np.maximum(np.abs(charge), 1) * params.bz_tesla), np.inf)
-    # Transverse arc length to reach the barrel radius: s = 2r asin(R / 2r) (straight: R).
-    reaches = 2 * r > big_r
-    ratio = np.where(reaches, big_r / np.where(reaches, 2 * r, 1.0), 1.0)
-    s_barrel = np.where(charged, np.where(reaches, 2 * r * np.arcsin(ratio), np.inf), big_r)
-    z_barrel = z0 + s_barrel * cot
-    via_barrel = np.isfinite(s_barrel) & (np.abs(z_barrel) <= half)
-    # Otherwise through the endcap at z = ±half: transverse arc s = (±half − z0) / cot.
-    s_end = np.where(cot != 0, (np.sign(cot) * half - z0) / np.where(cot != 0, cot, 1.0), np.inf)
-    s = np.where(via_barrel, s_barrel, s_end)
-    turn = np.where(charged, s / np.where(charged, r, 1.0), 0.0)  # the angle turned by the momentum
-    # Distance from the axis after an arc s on a circle through the origin: 2r |sin(s / 2r)|.
-    rho = np.where(via_barrel, big_r, np.where(charged, 2 * r * np.abs(np.sin(0.5 * turn)), s_end))
-    z = np.where(via_barrel, z_barrel, np.sign(cot) * half)
-    # Positive charges bend clockwise in Bz > 0: the position's azimuth lags the momentum by half the turn.
-    position_phi = phi - np.sign(charge) * 0.5 * turn
+    # Neutral particles: a straight line from (0, 0, z0) to the barrel, or to an endcap when it gets there first.
+    z_barrel = z0 + big_r * cot
+    endcap = np.abs(z_barrel) > half
+    z = np.where(endcap, np.sign(cot) * half, z_barrel)
+    rho = np.where(endcap, (z - z0) / np.where(endcap, cot, 1.0), big_r)
+    position_phi = phi.copy()
+    ch = np.flatnonzero(charge != 0)
+    if len(ch):
+        # Charged ones: the transverse arc s to the barrel is 2r asin(R / 2r) when the circle reaches it
+        # (2r > R); otherwise, or when |z| = half-length comes first, the arc to the endcap.
+        c_cot, c_z0 = cot[ch], z0[ch]
+        r = pt[ch] / (C_LIGHT * np.abs(charge[ch]) * params.bz_tesla)
+        reaches = 2 * r > big_r
+        s_barrel = np.full(len(ch), np.inf)
+        s_barrel[reaches] = 2 * r[reaches] * np.arcsin(big_r / (2 * r[reaches]))
+        z_c = c_z0 + s_barrel * c_cot
+        via_barrel = np.isfinite(z_c) & (np.abs(z_c) <= half)
+        s = s_barrel.copy()
+        out = ~via_barrel
+        s[out] = (np.sign(c_cot[out]) * half - c_z0[out]) / c_cot[out]
+        turn = s / r
+        rho[ch] = np.where(via_barrel, big_r, 2 * r * np.abs(np.sin(0.5 * turn)))
+        z[ch] = np.where(via_barrel, z_c, np.sign(c_cot) * half)
+        # Positive charges bend clockwise in Bz > 0: the position's azimuth lags the momentum by half the turn.
+        position_phi[ch] = phi[ch] - np.sign(charge[ch]) * 0.5 * turn
     position_phi = np.where(np.isfinite(position_phi), (position_phi + np.pi) % (2 * np.pi) - np.pi, 0.0)
     # A looper with no longitudinal momentum never reaches the calorimeter: outside every tower.
-    position_eta = np.where(np.isfinite(s) & (rho > 0), np.arcsinh(z / np.maximum(rho, 1e-9)), 99.0)
+    position_eta = np.where(np.isfinite(rho) & np.isfinite(z) & (rho > 0), np.arcsinh(z / np.maximum(rho, 1e-9)), 99.0)
     return position_eta, position_phi
 
 
@@ -297,8 +305,8 @@ def simulate(col: dict[str, np.ndarray], counts: np.ndarray, rng: np.random.Gene
     n_events = len(counts)
     event_all = np.repeat(np.arange(n_events), counts)
     # ParticlePropagator: particles made outside the field volume (late decays) are not seen.
-    inside = (np.hypot(col["vx"], col["vy"]) < params.radius_m * 1e3) & (np.abs(col["vz"]) < params.half_length_m * 1e3)
-    keep = col["visible"].astype(bool) & inside
+    inside = (np.abs(col["vz"]) < params.half_length_m * 1e3) & (col["vx"] ** 2 + col["vy"] ** 2 < (params.radius_m * 1e3) ** 2)
+    keep = np.flatnonzero(col["visible"].astype(bool) & inside)
     event = event_all[keep]
     pid, charge = col["pid"][keep], col["charge"][keep]
     px, py, pz, energy = col["px"][keep], col["py"][keep], col["pz"][keep], col["e"][keep]
@@ -324,8 +332,11 @@ def simulate(col: dict[str, np.ndarray], counts: np.ndarray, rng: np.random.Gene
     # Calorimeters: every visible particle's energy fractions in its towers; the tracks reaching a tower
     # explain their share (electrons in the ECAL, charged hadrons in the HCAL).
     f_ecal, f_hcal = energy_fractions(aid)
-    ecal_tower = ECAL.index(calo_eta, calo_phi)
-    hcal_tower = HCAL.index(calo_eta, calo_phi)
+    ecal_tower = np.full(len(aid), -1, np.int64)
+    hcal_tower = np.full(len(aid), -1, np.int64)
+    for grid, fraction, tower in ((ECAL, f_ecal, ecal_tower), (HCAL, f_hcal, hcal_tower)):
+        some = np.flatnonzero(fraction > 0)
+        tower[some] = grid.index(calo_eta[some], calo_phi[some])
     photons = calorimeter(ECAL, ecal_sigma, params.ecal_energy_min, params.energy_significance_min, rng,
                           event, ecal_tower, energy * f_ecal, trk_event, ecal_tower[trk], trk_p * f_ecal[trk],
                           trk_p * f_ecal[trk] * res)

@@ -20,12 +20,13 @@ from topotrigger.generate.detector import flat_columns
 
 VERTEX_SIGMA_Z_MM = 53.0
 VERTEX_MAX_Z_MM = 250.0
+MAX_ETA = 5.3
 FIELDS = ("pid", "charge", "visible", "px", "py", "pz", "e", "vx", "vy", "vz")
 
 
 @dataclass
 class PileUpLibrary:
-    """Visible final-state particles of `len(counts)` minimum-bias events, flat."""
+    """Visible final-state particles of `len(counts)` minimum-bias events within |η| < MAX_ETA, flat."""
 
     columns: dict[str, np.ndarray]
     counts: np.ndarray
@@ -42,7 +43,10 @@ class PileUpLibrary:
         while made < size:
             batch = source.batch(min(size - made, 500))
             columns, n = flat_columns(batch.particles)
-            visible = columns["visible"].astype(bool)
+            # Only what the detector can see: visible particles within its reach (|η| < 5 plus a margin
+            # for the vertex spread; beyond, nothing is measured).
+            pt = np.hypot(columns["px"], columns["py"])
+            visible = columns["visible"].astype(bool) & (np.abs(np.arcsinh(columns["pz"] / np.maximum(pt, 1e-12))) < MAX_ETA)
             event = np.repeat(np.arange(len(n)), n)
             parts.append({k: columns[k][visible] for k in FIELDS})
             counts.append(np.bincount(event[visible], minlength=len(n)))
@@ -103,7 +107,7 @@ def place(hard: dict[str, np.ndarray], hard_counts: np.ndarray, rng: np.random.G
     lengths = minbias.counts[picks]
     take = _segments(minbias.offsets[picks], lengths)
     pick_of = np.repeat(np.arange(len(picks)), lengths)
-    pu = {k: minbias.columns[k][take] for k in FIELDS}
+    pu = {k: minbias.columns[k][take] for k in FIELDS if k != "visible"} | {"visible": np.ones(len(take), bool)}
     cos, sin = np.cos(angle)[pick_of], np.sin(angle)[pick_of]
     for x, y in (("px", "py"), ("vx", "vy")):
         pu[x], pu[y] = pu[x] * cos - pu[y] * sin, pu[x] * sin + pu[y] * cos

@@ -219,8 +219,9 @@ def _check_output(cfg: GenerateConfig, out: Path) -> None:
 
 
 def generate(cfg: GenerateConfig, out: Path | str, spark: "SparkSession", progress: bool = True,
-             plots: bool = True) -> GenerateResult:
-    """Generate `cfg.events` filtered events per class into `out` on Spark (one task per file)."""
+             plots: bool = True, reference: str | None = None) -> GenerateResult:
+    """Generate `cfg.events` filtered events per class into `out` on Spark (one task per file). The
+    validation plots overlay the per-object spectra of `reference`, a real Delphes file, when given."""
     from topotrigger.runtime.progress import run_with_progress
 
     if storage.is_remote(str(out)):
@@ -242,11 +243,12 @@ def generate(cfg: GenerateConfig, out: Path | str, spark: "SparkSession", progre
     skipped = sum(1 for r in records if r.pop("reused"))
     _write_manifests(cfg, out, records)
     if plots:
-        from topotrigger.generate.validation import observables, plot_class, read_events
+        from topotrigger.generate.validation import observables, plot_class, read_events, reference_spectra, spectra
 
+        ref = reference_spectra(reference) if reference else None
         for process in cfg.classes:
-            paths = [Path(t.path) for t in tasks if t.process == process]
-            plot_class(process, observables(read_events(paths)), out / "plots" / f"{process}.png")
+            events = read_events([Path(t.path) for t in tasks if t.process == process])
+            plot_class(process, observables(events), out / "plots" / f"{process}.png", spectra(events), ref)
     return GenerateResult(out, records, skipped)
 
 

@@ -376,6 +376,22 @@ def _bad_input(collections: dict[str, Collection], n_events: int) -> np.ndarray:
     return bad
 
 
+CAPPED = {"tracks": ("EFlowTrack", "PT", d.ISO_TRACK_MIN_PT, d.MAX_TRACKS),
+          "photons": ("EFlowPhoton", "ET", d.ISO_CALO_MIN_ET, d.MAX_PHOTONS),
+          "neutral hadrons": ("EFlowNeutralHadron", "ET", d.ISO_CALO_MIN_ET, d.MAX_NEUTRALS)}
+
+
+def capped(collections: dict[str, Collection]) -> dict[str, np.ndarray]:
+    """Per event and particle kind, whether more objects pass the particle-list threshold than the list
+    takes (the lepton's own track counted among the tracks): the rest are left out of the list."""
+    out = {}
+    for kind, (name, field, threshold, cap) in CAPPED.items():
+        c = collections[name]
+        above = np.concatenate([[0], np.cumsum(c.columns[field] > threshold)])
+        out[kind] = (above[c.offsets[1:]] - above[c.offsets[:-1]]) > cap
+    return out
+
+
 def compute(collections: dict[str, Collection], options: d.FeatureOptions = d.FeatureOptions(),
             max_tracks: int = d.MAX_TRACKS, max_photons: int = d.MAX_PHOTONS,
             max_neutrals: int = d.MAX_NEUTRALS) -> EventFeatures:
