@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints/dev.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/topotrigger --fast-start run
+	$(BIN)/topotrigger --fast-start --config configs/demo.toml run
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
