@@ -22,9 +22,9 @@ def particle(pid: int, charge: float, pt: float, eta: float, phi: float, visible
 
 
 def run(events: list[list[dict]], params: DetectorParams = PERFECT, seed: int = 1) -> dict[str, ak.Array]:
-    flat = [p for event in events for p in event]
-    columns = {k: np.array([p[k] for p in flat]) for k in particle(1, 0, 1, 0, 0)}
-    return simulate(columns, np.array([len(e) for e in events]), np.random.default_rng(seed), params)[0]
+    flat = [p | {"event": i} for i, event in enumerate(events) for p in event]
+    columns = {k: np.array([p[k] for p in flat]) for k in [*particle(1, 0, 1, 0, 0), "event"]}
+    return simulate(columns, len(events), np.random.default_rng(seed), params)[0]
 
 
 def test_each_particle_goes_where_it_should() -> None:
@@ -107,17 +107,16 @@ def test_pileup_placement() -> None:
     library = pileup.PileUpLibrary(
         {k: np.arange(6, dtype=float) + 1 for k in pileup.FIELDS} | {"visible": np.ones(6, bool)},
         np.array([2, 4]), np.array([0, 2]))
-    hard = {k: np.zeros(3) for k in pileup.FIELDS} | {"px": np.full(3, 3.0), "py": np.full(3, 4.0)}
+    hard = {k: np.zeros(3) for k in pileup.FIELDS} | {"px": np.full(3, 3.0), "py": np.full(3, 4.0), "visible": np.ones(3, bool)}
     rng = np.random.default_rng(5)
-    columns, counts = pileup.place(hard, np.array([1, 2]), rng, 20.0, library)
-    assert counts.sum() == len(columns["px"]) and counts[0] >= 1 and counts[1] >= 2
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    assert not columns["pileup"][starts].any() and not columns["pileup"][starts[1] + 1]  # hard particles first
+    columns = pileup.place(hard, np.array([1, 2]), rng, 20.0, library)
+    event, is_pu = columns["event"], columns["pileup"]
+    assert event[:3].tolist() == [0, 1, 1] and not is_pu[:3].any() and is_pu[3:].all()  # the hard block first
+    assert len(event) == len(columns["px"]) and (event[is_pu] < 2).all() and np.all(np.diff(event[is_pu]) >= 0)
     # Rotations keep pT; every particle of an event shares the hard vertex z; pile-up vertices spread.
     pt = np.hypot(columns["px"], columns["py"])
     library_pt = np.sqrt(2.0) * (np.arange(6) + 1)
-    assert np.isin(np.round(pt[columns["pileup"]], 9), np.round(library_pt, 9)).all()
-    assert np.allclose(pt[~columns["pileup"]], 5.0)
-    event = np.repeat(np.arange(2), counts)
+    assert np.isin(np.round(pt[is_pu], 9), np.round(library_pt, 9)).all()
+    assert np.allclose(pt[~is_pu], 5.0)
     assert all(len(np.unique(columns["vertex_z"][event == e])) == 1 for e in range(2))
-    assert np.std(columns["vz"][columns["pileup"]]) > 10.0
+    assert np.std(columns["vz"][is_pu]) > 10.0

@@ -17,8 +17,8 @@ The chain the card runs, module by module, each with the card's numbers (`Detect
 6. Electron and muon efficiencies on the remaining lepton tracks; MissingET from every track (before
    the subtraction) and the neutral EFlow objects, as the card's `EFlowMergerAllTracks`.
 
-Input: flat, event-ordered particle columns (`pid`, `charge`, `visible`, `px`, `py`, `pz`, `e` in GeV,
-`vx`, `vy`, `vz` in mm, `pileup`) and the particles per event. Output: the Delphes collections as
+Input: flat particle columns (`pid`, `charge`, `visible`, `px`, `py`, `pz`, `e` in GeV,
+`vx`, `vy`, `vz` in mm, `pileup`, `vertex_z`, `event`). Output: the Delphes collections as
 jagged awkward records (float32), and the EFlow candidates jets are clustered from (`jets.py`).
 """
 
@@ -295,24 +295,26 @@ def calorimeter(grid: TowerGrid, sigma_of: Callable[[np.ndarray, np.ndarray], np
     return _Deposits(unique[keep] // grid.towers, neutral[keep] / np.cosh(eta), eta, phi)
 
 
-def simulate(col: dict[str, np.ndarray], counts: np.ndarray, rng: np.random.Generator,
+def simulate(col: dict[str, np.ndarray], n_events: int, rng: np.random.Generator,
              params: DetectorParams = DetectorParams()) -> tuple[dict[str, ak.Array], FlowCandidates]:
     """Delphes-like reconstructed collections for a batch of events, and the EFlow candidates for jets.
 
-    `col` holds flat, event-ordered particle columns (`pileup.place`): positions in the detector frame,
-    `pileup` marking particles overlaid from minimum-bias events, `vertex_z` the hard vertex's z.
+    `col` holds flat particle columns in any order (`pileup.place`): `event` (0 … n_events − 1),
+    positions in the detector frame, `pileup` marking particles overlaid from minimum-bias events,
+    `vertex_z` the hard vertex's z.
     """
-    n_events = len(counts)
-    event_all = np.repeat(np.arange(n_events), counts)
     # ParticlePropagator: particles made outside the field volume (late decays) are not seen.
-    inside = (np.abs(col["vz"]) < params.half_length_m * 1e3) & (col["vx"] ** 2 + col["vy"] ** 2 < (params.radius_m * 1e3) ** 2)
-    keep = np.flatnonzero(col["visible"].astype(bool) & inside)
-    event = event_all[keep]
-    pid, charge = col["pid"][keep], col["charge"][keep]
-    px, py, pz, energy = col["px"][keep], col["py"][keep], col["pz"][keep], col["e"][keep]
-    vx, vy, vz = col["vx"][keep], col["vy"][keep], col["vz"][keep]
-    pileup = col["pileup"][keep].astype(bool)
-    hard_z = col["vertex_z"][keep]
+    keep = col["visible"].astype(bool) & (np.abs(col["vz"]) < params.half_length_m * 1e3) & (
+        col["vx"] ** 2 + col["vy"] ** 2 < (params.radius_m * 1e3) ** 2)
+    if keep.all():  # the usual case: no copies
+        c = col
+    else:
+        c = {k: col[k][keep] for k in ("event", "pid", "charge", "px", "py", "pz", "e", "vx", "vy", "vz", "pileup", "vertex_z")}
+    event, pid, charge = c["event"], c["pid"], c["charge"]
+    px, py, pz, energy = c["px"], c["py"], c["pz"], c["e"]
+    vx, vy, vz = c["vx"], c["vy"], c["vz"]
+    pileup = c["pileup"].astype(bool)
+    hard_z = c["vertex_z"]
     pt = np.hypot(px, py)
     eta = np.arcsinh(pz / np.maximum(pt, 1e-12))
     phi = np.arctan2(py, px)
@@ -324,6 +326,7 @@ def simulate(col: dict[str, np.ndarray], counts: np.ndarray, rng: np.random.Gene
     eff = track_efficiency(aid[ch], pt[ch], eta[ch], params)
     found = rng.random(len(ch)) < eff
     trk = ch[found]
+    trk = trk[np.argsort(event[trk], kind="stable")]  # event order, for the jagged collections
     res = track_resolution(aid[trk], pt[trk], eta[trk], params)
     trk_pt = log_normal(rng, pt[trk], res * pt[trk])
     trk_p = trk_pt * np.cosh(eta[trk])

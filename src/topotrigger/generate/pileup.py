@@ -89,16 +89,19 @@ def _segments(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 def place(hard: dict[str, np.ndarray], hard_counts: np.ndarray, rng: np.random.Generator, mean_pileup: float,
-          minbias: PileUpLibrary | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Each event's particles in the detector frame: the hard ones moved to the event's vertex, followed by
-    those of its pile-up events. Adds `pileup` (bool) and `vertex_z` (the hard vertex, per particle)."""
+          minbias: PileUpLibrary | None) -> dict[str, np.ndarray]:
+    """The particles of every event in the detector frame: the hard ones moved to their event's vertex,
+    then (as a second block) those of the pile-up events, each at its own vertex. Adds `event`,
+    `pileup` (bool) and `vertex_z` (the hard vertex of the particle's event)."""
     n_events = len(hard_counts)
     z_hard = vertex_z(rng, n_events)
-    hard_event = np.repeat(np.arange(n_events), hard_counts)
-    hard = {k: np.asarray(hard[k]) for k in FIELDS}
+    visible = np.asarray(hard["visible"]).astype(bool)  # neutrinos leave nothing: drop them here, once
+    hard_event = np.repeat(np.arange(n_events), hard_counts)[visible]
+    hard = {k: np.asarray(hard[k])[visible] for k in FIELDS}
     hard["vz"] = hard["vz"] + z_hard[hard_event]
+    hard |= {"event": hard_event, "pileup": np.zeros(len(hard_event), bool)}
     if minbias is None or mean_pileup <= 0:
-        return hard | {"pileup": np.zeros(len(hard_event), bool), "vertex_z": z_hard[hard_event]}, hard_counts
+        return hard | {"vertex_z": z_hard[hard_event]}
 
     n_pileup = rng.poisson(mean_pileup, n_events)
     picks = rng.integers(0, len(minbias), int(n_pileup.sum()))
@@ -112,19 +115,6 @@ def place(hard: dict[str, np.ndarray], hard_counts: np.ndarray, rng: np.random.G
     for x, y in (("px", "py"), ("vx", "vy")):
         pu[x], pu[y] = pu[x] * cos - pu[y] * sin, pu[x] * sin + pu[y] * cos
     pu["vz"] = pu["vz"] + z_pick[pick_of]
-    pu_event = np.repeat(np.repeat(np.arange(n_events), n_pileup), lengths)
-
-    pu_counts = np.bincount(pu_event, minlength=n_events)
-    counts = hard_counts + pu_counts
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    hard_at = _segments(starts, hard_counts)
-    pu_at = _segments(starts + hard_counts, pu_counts)
-    out: dict[str, np.ndarray] = {}
-    for k in FIELDS:
-        merged = np.empty(int(counts.sum()), dtype=np.result_type(hard[k].dtype, pu[k].dtype))
-        merged[hard_at], merged[pu_at] = hard[k], pu[k]
-        out[k] = merged
-    flag = np.zeros(len(merged), bool)
-    flag[pu_at] = True
-    event = np.repeat(np.arange(n_events), counts)
-    return out | {"pileup": flag, "vertex_z": z_hard[event]}, counts
+    pu |= {"event": np.repeat(np.repeat(np.arange(n_events), n_pileup), lengths), "pileup": np.ones(len(take), bool)}
+    out = {k: np.concatenate([hard[k], pu[k]]) for k in hard}
+    return out | {"vertex_z": z_hard[out["event"]]}

@@ -128,9 +128,9 @@ def _events(task: FileTask, stats: dict[str, Any]) -> Iterator[dict[str, ak.Arra
         stats["pythia_s"] += t1 - t0
         if len(selected):
             hard, hard_counts = detector.flat_columns(selected.particles)
-            particles, counts = pileup.place(hard, hard_counts, rng, task.pileup, minbias)
+            particles = pileup.place(hard, hard_counts, rng, task.pileup, minbias)
             t2 = time.perf_counter()
-            collections, candidates = detector.simulate(particles, counts, rng)
+            collections, candidates = detector.simulate(particles, len(selected), rng)
             t3 = time.perf_counter()
             collections["Jet"] = jets.btag(jets.cluster(candidates), selected.hadrons, rng)
             t4 = time.perf_counter()
@@ -144,7 +144,7 @@ def _events(task: FileTask, stats: dict[str, Any]) -> Iterator[dict[str, ak.Arra
             stats["pileup_s"] += t2 - t1
             stats["detector_s"] += t3 - t2
             stats["jets_s"] += t4 - t3
-            stats["particles"] = stats.get("particles", 0) + int(counts.sum())
+            stats["particles"] = stats.get("particles", 0) + len(particles["event"])
             stats["multiplicity"] = _add_multiplicities(stats.get("multiplicity", {}), collections)
             stats["weight_sum"] = stats.get("weight_sum", 0.0) + float(np.sum(selected.weight))
             kept += len(selected)
