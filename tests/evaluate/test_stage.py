@@ -31,6 +31,11 @@ def test_report_puts_models_side_by_side(synthetic_models, tmp_path: Path) -> No
     assert not re.search(r'src="(?!data:)', html)  # nothing outside the file
     assert "2020 published, other dataset" in html and "bkg rejection (1/acceptance) at 99% signal" in html
     assert "rate reduction" not in html  # a balanced, unweighted sample gives efficiencies, not rates
+    # No cross-sections (this dataset records none): no rates, a note saying why, unit weights.
+    assert metrics["stream"] is None and "--cross-section" in metrics["rates_note"] and metrics["rates_note"] in html
+    assert metrics["models"]["hlf"]["working_points"] is None
+    scores = pq.read_table(next((tmp_path / "eval" / "scores").glob("0_*.parquet")))
+    assert scores.column("weight").to_pylist() == [1.0] * scores.num_rows
     # A rerun replaces the output in place and gives the same numbers.
     evaluate([str(models["hlf"]), str(models["inclusive"])], str(data), str(tmp_path / "eval"))
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["models"] == metrics["models"]
@@ -93,12 +98,8 @@ def test_rates_from_given_cross_sections_and_rate_weighted_scores(synthetic_mode
     assert (tmp_path / "eval" / "roc_rate.png").is_file() and (tmp_path / "eval" / "roc_rate.pdf").is_file()
 
 
-def test_without_cross_sections_no_rates_but_a_note(synthetic_models, tmp_path: Path) -> None:
+def test_an_unknown_class_in_the_cross_sections_is_refused(synthetic_models, tmp_path: Path) -> None:
     data, models = synthetic_models
-    result = evaluate([str(models["hlf"])], str(data), str(tmp_path / "eval"))
-    assert result.metrics["stream"] is None and "--cross-section" in result.metrics["rates_note"]
-    assert result.metrics["models"]["hlf"]["working_points"] is None
-    scores = pq.read_table(next((tmp_path / "eval" / "scores").glob("*.parquet")))
-    assert scores.column("weight").to_pylist() == [1.0] * scores.num_rows
     with pytest.raises(InputError, match="not a class of the dataset"):
         evaluate([str(models["hlf"])], str(data), str(tmp_path / "other"), cross_sections={"zjets": 1.0})
+    assert not (tmp_path / "other").exists()

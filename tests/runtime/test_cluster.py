@@ -59,6 +59,7 @@ def test_pipeline_on_the_cluster_and_a_killed_executor(standalone, tmp_path: Pat
         [generate]
         events = 120
         files_per_class = 1
+        profile = "quick"
         [train]
         epochs = 2
         workers = 2
