@@ -71,3 +71,19 @@ def test_one_way_to_reach_a_file_system() -> None:
         if rel != "io/storage.py":
             assert '"://" in' not in text and '"://" not in' not in text, f"{rel} tests for a URI itself"
             assert "FileSystem.from_uri" not in text and "_jvm" not in text and "_jsc" not in text, rel
+
+
+def test_spark_glue_uses_dataframe_apis_only() -> None:
+    """No RDD API, SparkContext or JVM gateway outside functions named `_classic_*` (the fallbacks a
+    classic session may take; Spark Connect has none of these)."""
+    banned = ("sparkContext", "parallelize", "mapPartitions", ".rdd", "_jvm", "_jsc")
+    for path in SRC.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        allowed: set[int] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("_classic_"):
+                allowed |= set(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            code = line.split("#", 1)[0]
+            if number not in allowed and not code.lstrip().startswith(('"', "`")) and any(b in code for b in banned):
+                raise AssertionError(f"{path.relative_to(SRC)}:{number} uses the RDD API or SparkContext: {line.strip()}")

@@ -27,6 +27,9 @@ def test_help_lists_stage_commands(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize("args, needle", [
     (("--master", "nonsense://x", "run"), "spark.master"),
+    (("--remote", "http://x:1", "run"), "spark.remote"),
+    (("--remote", "sc://x:1", "--master", "local[1]", "run"), "--remote"),
+    (("evaluate", "--cross-section", "qcd=-1"), "--cross-section"),
     (("generate", "--classes", "qcd,higgs"), "generate.classes"),
     (("generate", "--events", "0"), "generate.events"),
     (("generate", "--profile", "slow"), "generate.profile"),

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from topotrigger import __version__
 from topotrigger.config import Config, load_config
-from topotrigger.errors import MissingInputError, UserError
+from topotrigger.errors import ConfigError, MissingInputError, UserError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -70,14 +70,17 @@ def root(
     ctx: typer.Context,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML configuration file.")] = None,
     master: Annotated[str | None, typer.Option(help="Spark master URL (spark.master).")] = None,
+    remote: Annotated[str | None, typer.Option(help="Spark Connect endpoint sc://HOST:PORT, instead of --master (spark.remote).")] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Run directory for outputs and Spark scratch (run_dir).")] = None,
     fast_start: Annotated[bool | None, typer.Option("--fast-start/--no-fast-start", help="JVM fast-start profile (spark.fast_start).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Spark/JVM logs.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
+    if master and remote:
+        raise ConfigError("give --master (a classic Spark session) or --remote (Spark Connect), not both")
     ctx.obj = State(
         config_path=config,
-        overrides={"spark.master": master, "run_dir": str(run_dir) if run_dir else None, "spark.fast_start": fast_start},
+        overrides={"spark.master": master, "spark.remote": remote, "run_dir": str(run_dir) if run_dir else None, "spark.fast_start": fast_start},
         verbose=verbose,
     )
     # Validate global options now, so a bad --master fails before any stage starts.
@@ -360,7 +363,7 @@ def evaluate(
     try:
         given = parse_cross_sections(cross_section) if cross_section is not None else None
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--cross-section") from None
+        raise ConfigError(f"--cross-section: {exc}") from None
     cfg = _state(ctx).config(**{"evaluate.luminosity": luminosity, "evaluate.cross_sections": given})
     settings = cfg.evaluate
     result = run_evaluate(_model_dirs(model, cfg), data or str(cfg.run_dir / "features"),

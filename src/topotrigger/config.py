@@ -38,6 +38,7 @@ class _Section(BaseModel):
 
 class SparkConfig(_Section):
     master: str = "local[*]"
+    remote: str | None = Field(default=None, description="Spark Connect endpoint (sc://HOST:PORT) used instead of master")
     app_name: str = "topotrigger"
     driver_memory: str = "2g"
     executor_memory: str | None = None
@@ -50,6 +51,14 @@ class SparkConfig(_Section):
     def _known_master(cls, value: str) -> str:
         if not any(re.fullmatch(p, value) for p in _MASTER_PATTERNS):
             raise ValueError(f"unknown Spark master {value!r}; use one of {MASTER_FORMS}")
+        return value
+
+    @field_validator("remote")
+    @classmethod
+    def _connect_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"sc://[^/\s]+(/.*)?|local(\[(\*|\d+)\])?", value):
+            raise ValueError(f"{value!r} is not a Spark Connect endpoint such as sc://HOST:15002 (or local[N] for a "
+                             "server started in this process)")
         return value
 
     @field_validator("driver_memory", "executor_memory")

@@ -45,6 +45,7 @@ from topotrigger.io.arrow_writer import TaskOutput, commit, prepare, write_empty
 from topotrigger.io.manifest import digest
 from topotrigger.io.versions import software_versions
 from topotrigger.runtime.spark import schemas
+from topotrigger.runtime.tasks import run_tasks
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -229,7 +230,7 @@ def _select(spark: "SparkSession", pieces: list[ingested.Piece], root: str, opti
     task = functools.partial(select_task, root=root, options=asdict(options), seed=seed)
     prepare(root)
     with user_errors_from_tasks():
-        reports = spark.sparkContext.parallelize(pieces, len(pieces)).mapPartitions(task).collect()
+        reports = run_tasks(spark, pieces, task)
     commit(root, [f for r in reports for f in r["files"]])
     return [row for r in reports for row in r["flow"]], [row for r in reports for row in r["capped"]]
 
@@ -260,7 +261,7 @@ def _fit_scaler(spark: "SparkSession", root: str, files: list[str], keep: Thresh
                 per_event: bool) -> Scaler:
     """Pass 3: scalers from the training split only, in tasks reading the selected events' files."""
     task = functools.partial(moments_task, root=root, keep=keep, held_out=held_out)
-    parts = spark.sparkContext.parallelize(files, max(1, len(files))).mapPartitions(task).collect()
+    parts = run_tasks(spark, files, task)
     if not parts:
         raise InputError("no training event left after the split")
     return Scaler.fit(functools.reduce(Moments.merge, parts), per_event=per_event)

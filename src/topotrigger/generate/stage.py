@@ -30,6 +30,7 @@ from topotrigger.generate.writer import write_tree
 from topotrigger.io import storage
 from topotrigger.io.atomic import read_json, remove_stale_temporaries, write_json
 from topotrigger.io.versions import software_versions
+from topotrigger.runtime.tasks import run_tasks
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -194,6 +195,12 @@ def generate_file(task_dict: dict[str, Any]) -> dict[str, Any]:
     return {**record, "reused": False}
 
 
+def generate_files(tasks: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Spark task body: `generate_file` for each task of the group."""
+    for task in tasks:
+        yield generate_file(task)
+
+
 def _check_output(cfg: GenerateConfig, out: Path) -> None:
     settings = out / "settings.json"
     try:
@@ -236,7 +243,7 @@ def generate(cfg: GenerateConfig, out: Path | str, spark: "SparkSession", progre
     todo = [asdict(t) for t in tasks]
 
     def job() -> list[dict[str, Any]]:
-        return spark.sparkContext.parallelize(todo, len(todo)).map(generate_file).collect()
+        return run_tasks(spark, todo, generate_files)
 
     records = run_with_progress(spark, "generate", job) if progress else job()
     records.sort(key=lambda r: (r["task"]["process"], r["task"]["file_index"]))

@@ -36,6 +36,7 @@ from topotrigger.io.arrow_writer import TaskOutput, commit, prepare
 from topotrigger.io.delphes import PIPELINE_COLLECTIONS
 from topotrigger.io.storage import redact
 from topotrigger.io.versions import software_versions
+from topotrigger.runtime.tasks import default_parallelism, run_tasks
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -88,10 +89,16 @@ def scan_on_spark(spark: "SparkSession", paths: list[str], tree: str, on_bad_fil
     if len(paths) <= 4:
         return plan.scan(paths, tree, pipeline_columns(), on_bad_file)
     columns_json = to_json(pipeline_columns())
-    slices = min(len(paths), 4 * spark.sparkContext.defaultParallelism)
-    results = (spark.sparkContext.parallelize(paths, slices)
-               .map(lambda p: plan.try_scan_file(p, tree, from_json(columns_json))).collect())
+    slices = min(len(paths), 4 * default_parallelism(spark))
+    results = run_tasks(spark, paths, functools.partial(scan_files, tree=tree, columns_json=columns_json), slices)
     return plan.sort_out(paths, results, on_bad_file)
+
+
+def scan_files(paths: Iterator[str], tree: str, columns_json: str) -> Iterator[Any]:
+    """Spark task body: the scan of each file of the group."""
+    columns = from_json(columns_json)
+    for path in paths:
+        yield plan.try_scan_file(path, tree, columns)
 
 
 def read_events(spark: "SparkSession", infos: list[plan.FileInfo], tree: str, partition_bytes: int,
@@ -179,7 +186,7 @@ def ingest(cfg: IngestConfig, inputs: list[str], out: str, spark: "SparkSession"
                                  schema=output_schema(), step=STEP_ENTRIES, on_bad_file=cfg.on_bad_file)
         prepare(staged.uri)
         with user_errors_from_tasks():
-            reports = spark.sparkContext.parallelize(items, max(1, len(items))).mapPartitions(task).collect() if items else []
+            reports = run_tasks(spark, items, task)
         entries: dict[str, int] = {}
         for report in reports:
             entries |= report["entries"]

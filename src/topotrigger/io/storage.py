@@ -254,12 +254,15 @@ def check_output(uri: str, overwrite: bool, marker: str) -> None:
 def _settle(spark: SparkSession | None, wait_s: float = 30.0) -> None:
     """When a job fails, Spark cancels its other tasks but does not wait for them: wait until no stage
     is active, so that no task writes into the temporary directory after it was removed."""
-    if spark is None:
+    from topotrigger.runtime.tasks import is_connect
+
+    if spark is None or is_connect(spark):  # Spark Connect exposes no stage tracker: nothing to wait on
         return
-    try:
-        tracker = spark.sparkContext.statusTracker()
-    except Exception:  # a session without a SparkContext (Spark Connect): nothing to wait for here
-        return
+    _classic_wait_for_stages(spark, wait_s)
+
+
+def _classic_wait_for_stages(spark: SparkSession, wait_s: float) -> None:
+    tracker = spark.sparkContext.statusTracker()
     deadline = time.monotonic() + wait_s
     while tracker.getActiveStageIds() and time.monotonic() < deadline:
         time.sleep(0.1)

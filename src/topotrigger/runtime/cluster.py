@@ -25,6 +25,7 @@ from topotrigger.io.atomic import write_json
 from topotrigger.runtime.java import find_java
 
 MASTER = "org.apache.spark.deploy.master.Master"
+CONNECT = "org.apache.spark.sql.connect.service.SparkConnectServer"
 WORKER = "org.apache.spark.deploy.worker.Worker"
 DEFAULT_STATE_DIR = Path.home() / ".local" / "state" / "topotrigger" / "cluster"
 
@@ -87,7 +88,7 @@ def _daemon(state: Path, action: str, cls: str, instance: int, *args: str) -> No
     env.pop("SPARK_NO_DAEMONIZE")
     result = subprocess.run(["bash", str(script), action, cls, str(instance), *args], env=env,
                             capture_output=True, text=True)
-    if result.returncode != 0 and action == "start":
+    if result.returncode != 0 and action in ("start", "submit"):
         raise ClusterError(f"could not start {cls.rsplit('.', 1)[-1]} {instance}: "
                            f"{(result.stdout + result.stderr).strip().splitlines()[-1:]}")
 
@@ -185,3 +186,32 @@ def stop(state_dir: Path = DEFAULT_STATE_DIR) -> bool:
     _daemon(state_dir, "stop", MASTER, 1)
     (state_dir / "cluster.json").unlink(missing_ok=True)
     return was_running
+
+
+def start_connect(state_dir: Path, port: int = 15002, master: str = "local[2]", timeout: float = 90.0) -> str:
+    """A Spark Connect server on 127.0.0.1:`port` whose Spark runs on `master`; returns its sc:// URL.
+    Its Python workers run this interpreter (the venv), as the executors of `start` do."""
+    url = f"sc://127.0.0.1:{port}"
+    if _alive(state_dir, CONNECT, 1):
+        return url
+    if _port_open(port):
+        raise ClusterError(f"port {port} on 127.0.0.1 is in use by something else; choose another")
+    for sub in ("logs", "pids"):
+        (state_dir / sub).mkdir(parents=True, exist_ok=True)
+    try:
+        _daemon(state_dir, "submit", CONNECT, 1, "--master", master, "--conf", f"spark.connect.grpc.binding.port={port}",
+                "--conf", "spark.connect.grpc.binding.address=127.0.0.1", "--conf", f"spark.pyspark.python={sys.executable}")
+        _wait(lambda: _port_open(port), timeout, "the Spark Connect server did not come up", state_dir)
+    except BaseException:
+        stop_connect(state_dir)
+        raise
+    return url
+
+
+def stop_connect(state_dir: Path) -> bool:
+    """Stops the Spark Connect server this state directory started; returns whether it was running."""
+    was_running = _alive(state_dir, CONNECT, 1)
+    if (state_dir / "pids").is_dir():
+        _daemon(state_dir, "stop", CONNECT, 1)
+    return was_running
+

@@ -16,7 +16,19 @@ T = TypeVar("T")
 
 
 def run_with_progress(spark: "SparkSession", description: str, action: Callable[[], T], poll_s: float = 0.5) -> T:
-    """Run `action` (which starts Spark jobs) and show their task progress until it returns."""
+    """Run `action` (which starts Spark jobs) and show their task progress until it returns. Spark Connect
+    exposes no task counts: there the bar shows the elapsed time only."""
+    from topotrigger.runtime.tasks import is_connect
+
+    if is_connect(spark):
+        columns = (TextColumn("{task.description}"), TimeElapsedColumn())
+        with Progress(*columns, transient=False) as progress:
+            progress.add_task(description, total=None)
+            return action()
+    return _classic_progress(spark, description, action, poll_s)
+
+
+def _classic_progress(spark: "SparkSession", description: str, action: Callable[[], T], poll_s: float) -> T:
     sc = spark.sparkContext
     group = f"topotrigger-{uuid.uuid4().hex[:8]}"
     result: dict[str, T] = {}

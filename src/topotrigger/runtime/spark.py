@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from topotrigger.config import SparkConfig
+from topotrigger.errors import ConfigError
 from topotrigger.runtime.java import find_java
+from topotrigger.runtime.tasks import default_parallelism
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -70,10 +72,13 @@ def spark_conf(cfg: SparkConfig, run_dir: Path) -> dict[str, str]:
 
 
 def get_spark(cfg: SparkConfig, run_dir: Path | str = Path("."), verbose: bool = False) -> "SparkSession":
-    """A SparkSession for `cfg`, or the active one if a session is already running in this process."""
+    """A SparkSession for `cfg` (Spark Connect when `cfg.remote` is set), or the active one if a session
+    is already running in this process."""
     from pyspark.sql import SparkSession
 
     run_dir = Path(run_dir)
+    if cfg.remote:
+        return _connect(cfg)
     active = SparkSession.getActiveSession()
     if active is not None:
         _register_sources(active)
@@ -100,12 +105,37 @@ def get_spark(cfg: SparkConfig, run_dir: Path | str = Path("."), verbose: bool =
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("INFO" if verbose else "ERROR")
-    cores = spark.sparkContext.defaultParallelism
+    _classic_log_level(spark, verbose)
+    cores = default_parallelism(spark)
     if "spark.sql.shuffle.partitions" not in cfg.conf:
         spark.conf.set("spark.sql.shuffle.partitions", str(max(2, 2 * cores)))
     _register_sources(spark)
     return spark
+
+
+def _connect(cfg: SparkConfig) -> "SparkSession":
+    """A Spark Connect session: the cluster's settings are the server's; this side sets what a session may."""
+    from pyspark.sql import SparkSession
+
+    url = cfg.remote or ""
+    if not url.startswith("sc://"):  # local[N]: the server runs in this process, on our Java
+        os.environ["JAVA_HOME"] = str(find_java().home)
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+    try:
+        spark = SparkSession.builder.remote(url).appName(cfg.app_name).getOrCreate()
+    except ImportError as exc:
+        raise ConfigError(f"Spark Connect needs the connect extra (pip install 'topotrigger[connect]'): {exc}") from None
+    if "spark.sql.shuffle.partitions" not in cfg.conf:
+        spark.conf.set("spark.sql.shuffle.partitions", str(max(2, 2 * default_parallelism(spark))))
+    for key, value in cfg.conf.items():
+        if key.startswith("spark.sql."):  # session settings; the rest belong to the server
+            spark.conf.set(key, value)
+    _register_sources(spark)
+    return spark
+
+
+def _classic_log_level(spark: "SparkSession", verbose: bool) -> None:
+    spark.sparkContext.setLogLevel("INFO" if verbose else "ERROR")
 
 
 def _register_sources(spark: "SparkSession") -> None:

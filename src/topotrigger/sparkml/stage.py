@@ -34,6 +34,7 @@ from topotrigger.modeldir import (
     read_info,
     write_info,
 )
+from topotrigger.runtime.tasks import default_parallelism
 from topotrigger.sparkml import estimators, inputs
 from topotrigger.train.data import validation_source
 from topotrigger.train.metrics import classification_metrics
@@ -118,7 +119,7 @@ def fit_and_save(name: str, params: dict[str, Any], data_dir: str, out_dir: str,
     n_train = train_df.count()
     if n_train == 0:
         raise InputError(f"{data_dir}/train holds no events")
-    parallelism = spark.sparkContext.defaultParallelism
+    parallelism = default_parallelism(spark)
     estimator = estimators.build(name, full, inputs.width(input_kind), seed, parallelism)
     start = time.perf_counter()
     fitted = estimator.fit(train_df)

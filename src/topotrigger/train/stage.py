@@ -19,6 +19,7 @@ from topotrigger.errors import ConfigError, InputError
 from topotrigger.features.contract import dataset_metadata
 from topotrigger.io import storage
 from topotrigger.modeldir import DERIVED, ModelInfo, dataset_info, write_info
+from topotrigger.runtime.tasks import default_parallelism
 from topotrigger.train.data import ParquetEvents
 from topotrigger.train.loop import TrainSettings, run_training
 from topotrigger.train.models import MODELS, model_params
@@ -68,9 +69,9 @@ def _train_distributed(settings: TrainSettings, data_dir: str, out_dir: str, wor
 
     from topotrigger.train.distributed import distributed_main
 
-    master = spark.sparkContext.master
+    master = spark.conf.get("spark.master", "local[*]") or "local[*]"
     local = str(master).startswith("local")
-    slots = (os.cpu_count() or 1) if local else spark.sparkContext.defaultParallelism
+    slots = (os.cpu_count() or 1) if local else default_parallelism(spark)
     if workers > slots:
         raise ConfigError(f"train.workers = {workers} but only {slots} task slots are available on {master}")
     distributor = TorchDistributor(num_processes=workers, local_mode=local, use_gpu=gpu)

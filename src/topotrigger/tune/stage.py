@@ -26,6 +26,7 @@ from topotrigger.errors import ConfigError, InputError
 from topotrigger.io import storage
 from topotrigger.io.atomic import atomic_path, write_json
 from topotrigger.io.manifest import digest
+from topotrigger.runtime.tasks import default_parallelism, run_tasks
 from topotrigger.train.loop import TrainSettings
 from topotrigger.train.stage import check_inputs
 from topotrigger.tune.space import grid, load_space, random_trials, split_params, trial_id
@@ -52,7 +53,7 @@ def _job(cfg: TuneConfig, data_dir: str, defaults: TrainSettings, metadata: dict
 def _run_wave(spark: "SparkSession", wave: list[dict[str, Any]], job: dict[str, Any]) -> list[dict[str, Any]]:
     rows = [json.dumps(t) for t in wave]
     task = functools.partial(run_trials, job=job)
-    return [json.loads(r) for r in spark.sparkContext.parallelize(rows, len(rows)).mapPartitions(task).collect()]
+    return [json.loads(r) for r in run_tasks(spark, rows, task)]
 
 
 def _save(out: Path, done: list[dict[str, Any]], job: dict[str, Any], space: dict[str, list[Any]]) -> dict[str, Any] | None:
@@ -89,7 +90,7 @@ def tune(cfg: TuneConfig, data_dir: str, out_dir: str, spark: "SparkSession", sp
 
     previous = json.loads((out / "trials.json").read_text()) if (out / "trials.json").is_file() else {}
     done = {r["trial_id"]: r for r in previous.get("trials", [])}
-    parallelism = cfg.parallelism or spark.sparkContext.defaultParallelism
+    parallelism = cfg.parallelism or default_parallelism(spark)
     ran = 0
 
     def run(wave: list[dict[str, Any]]) -> list[dict[str, Any]]:
