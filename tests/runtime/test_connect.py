@@ -12,8 +12,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from topotrigger.config import FeaturesConfig
+from topotrigger.config import FeaturesConfig, IngestConfig
 from topotrigger.features.stage import features
+from topotrigger.ingest.stage import ingest
 from topotrigger.runtime import cluster
 
 pytestmark = [pytest.mark.spark, pytest.mark.cluster, pytest.mark.slow]
@@ -49,9 +50,10 @@ def test_pipeline_through_spark_connect_equals_classic(spark, tmp_path: Path) ->
         assert "report:" in done.stdout and (tmp_path / "run" / "evaluate" / "report.html").is_file()
     finally:
         assert cluster.stop_connect(state)
-    # The classic session, from the same ingested events and seeds, writes the same datasets.
+    # The classic session, from the same generated events and seeds, writes the same datasets.
     run = tmp_path / "run"
-    features(FeaturesConfig(), str(run / "ingest"), str(tmp_path / "classic"), spark)
+    ingest(IngestConfig(), [str(run / "generate")], str(tmp_path / "classic-ingest"), spark)
+    features(FeaturesConfig(), str(tmp_path / "classic-ingest"), str(tmp_path / "classic"), spark)
     for split in ("train", "val", "test"):
         connect_rows = pq.read_table(run / "features" / split)
         classic_rows = pq.read_table(tmp_path / "classic" / split)
