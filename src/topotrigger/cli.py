@@ -216,20 +216,28 @@ def features(
     mt_without_sqrt: Annotated[bool, typer.Option(help="2019 quirk: MT without the square root.")] = False,
     lepton_choice_by_eta: Annotated[bool, typer.Option(help="2019 quirk: choose electron vs muon by eta.")] = False,
     legacy_isolation: Annotated[bool, typer.Option(help="2019 quirk: isolation as the 2019 code computed it.")] = False,
+    scaling_from: Annotated[str | None, typer.Option(help="A model directory or features output: build the features with its options and scaler (no refit, no balancing unless --balance), every event in test/, for `evaluate --model` on new data.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """Select events and build scaled HLF + particle features; balanced, seeded train/val/test Parquet."""
     from topotrigger.features.kernels.definitions import FeatureOptions
     from topotrigger.features.stage import features as run_features
+    from topotrigger.modeldir import saved_scaling
     from topotrigger.reporting import print_features
 
     state = _state(ctx)
+    scaling = None
+    if scaling_from is not None:
+        if mt_without_sqrt or lepton_choice_by_eta or legacy_isolation:
+            raise ConfigError("--scaling-from takes the feature options of the model or dataset; drop the 2019 quirk flags")
+        scaling = saved_scaling(scaling_from)  # before Spark starts: a wrong path fails at once
+        balance = balance or "none"
     cfg = state.config(**{"features.layout": layout, "features.test_fraction": test_fraction,
                           "features.val_fraction": val_fraction, "features.balance": balance,
                           "features.seed": seed, "features.per_event_standardisation": per_event_standardisation})
     options = FeatureOptions(mt_without_sqrt, lepton_choice_by_eta, legacy_isolation)
     result = run_features(cfg.features, input or str(cfg.run_dir / "ingest"), out or str(cfg.run_dir / "features"),
-                          _spark(state, cfg), overwrite, options)
+                          _spark(state, cfg), overwrite, options, scaling)
     print_features(console, result)
 
 

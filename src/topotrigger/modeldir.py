@@ -115,6 +115,37 @@ def check_feature_definitions(info: ModelInfo, metadata: dict[str, Any], where: 
                          f"(different {', '.join(differ)}); rebuild the features or retrain")
 
 
+class SavedScaling(BaseModel):
+    """The feature definitions a model was trained with (or a dataset was built with), to build another
+    dataset the same way: `features --scaling-from`."""
+
+    scaler: dict[str, Any]
+    options: dict[str, bool]
+    layout: str | None = None
+    source: str
+
+
+def saved_scaling(path: str) -> SavedScaling:
+    """The scaler and feature options of a model directory (`model.json`) or of a features output
+    (`metadata.json`)."""
+    from topotrigger.io import storage
+
+    where = storage.redact(path)
+    if storage.exists(storage.join(path, INFO)):
+        info = read_info(Path(path))
+        if info.scaler is None or info.feature_options is None:
+            raise InputError(f"model {where} records no scaler or feature options (trained on a dataset without "
+                             "metadata.json?): its scaling cannot be applied to other data")
+        return SavedScaling(scaler=info.scaler, options=info.feature_options, layout=info.layout, source=f"model {where}")
+    if storage.exists(storage.join(path, "metadata.json")):
+        metadata = storage.read_json(storage.join(path, "metadata.json"))
+        if not metadata.get("scaler") or metadata.get("options") is None:
+            raise InputError(f"{where}/metadata.json records no scaler or feature options")
+        return SavedScaling(scaler=metadata["scaler"], options=metadata["options"], layout=metadata.get("layout"),
+                            source=f"dataset {where}")
+    raise MissingInputError(f"{where} is neither a model directory ({INFO}) nor a features output (metadata.json)")
+
+
 class Scorer(Protocol):
     """What every loaded model offers, whatever trained it."""
 

@@ -44,6 +44,7 @@ from topotrigger.io import storage
 from topotrigger.io.arrow_writer import TaskOutput, commit, prepare, write_empty_parquet, write_parquet
 from topotrigger.io.manifest import digest
 from topotrigger.io.versions import software_versions
+from topotrigger.modeldir import SavedScaling
 from topotrigger.runtime.spark import schemas
 from topotrigger.runtime.tasks import run_tasks
 
@@ -301,10 +302,13 @@ def _write_splits(spark: "SparkSession", splits: dict[str, "DataFrame"], scaler:
                 write_empty_parquet(storage.join(out, "part-00000-empty.parquet"), arrow_schema)
 
 
-def _split_counts(per_class: dict[int, int], cfg: FeaturesConfig, where: str) -> dict[str, dict[int, int]]:
+def _split_counts(per_class: dict[int, int], cfg: FeaturesConfig, where: str,
+                  all_test: bool = False) -> dict[str, dict[int, int]]:
     """Events per class in each split: `kept` (balanced or not), and of those `test`, `val` (carved from
-    the training share) and `train`."""
+    the training share) and `train`; with `all_test`, every kept event is in `test`."""
     keep = {lab: (min(per_class.values()) if cfg.balance == "undersample" else n) for lab, n in per_class.items()}
+    if all_test:
+        return {"kept": keep, "train": dict.fromkeys(keep, 0), "val": dict.fromkeys(keep, 0), "test": dict(keep)}
     n_test = {lab: int(round(cfg.test_fraction * k)) for lab, k in keep.items()}
     # A requested validation share gets at least one event per class while two training events remain.
     n_val = {lab: max(int(round(cfg.val_fraction * (k - n_test[lab]))), 1 if cfg.val_fraction > 0 and k - n_test[lab] >= 2 else 0)
@@ -321,8 +325,13 @@ def _split_counts(per_class: dict[int, int], cfg: FeaturesConfig, where: str) ->
 
 
 def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSession", overwrite: bool = False,
-             options: d.FeatureOptions = d.FeatureOptions()) -> FeaturesResult:
+             options: d.FeatureOptions = d.FeatureOptions(), scaling: SavedScaling | None = None) -> FeaturesResult:
+    """With `scaling` (a model's or a dataset's), the features are built with its options and scaled with
+    its scaler (nothing is refitted) and every selected event goes to `test/`: a dataset that `evaluate`
+    can score that model on."""
     start = time.perf_counter()
+    if scaling is not None:
+        options = d.FeatureOptions(**scaling.options)
     input_path, out = storage.absolute(input_path), storage.absolute(out)
     storage.check_output(out, overwrite, MANIFEST)
     pieces = ingested.plan(input_path)
@@ -349,7 +358,7 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
             raise InputError(f"no event of {input_path} passes the selection: nothing to train on")
         # Each class in (h, rid) order: the first `test` events are the test split, the next `val` the
         # validation split, the rest of the kept events the training split.
-        n = _split_counts(per_class, cfg, input_path)
+        n = _split_counts(per_class, cfg, input_path, all_test=scaling is not None)
         held_out = {lab: n["test"][lab] + n["val"][lab] for lab in n["kept"]}
         selected = spark.read.parquet(selected_root)
         keep_h, test_h, held_h = _thresholds(selected, [n["kept"], n["test"], held_out])
@@ -359,7 +368,10 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
         lap("cutflow_balance_split")
 
         _, selected_files = storage.parquet_files(selected_root)
-        scaler = _fit_scaler(spark, selected_root, selected_files, keep_h, held_h, cfg.per_event_standardisation)
+        if scaling is None:
+            scaler = _fit_scaler(spark, selected_root, selected_files, keep_h, held_h, cfg.per_event_standardisation)
+        else:
+            scaler = Scaler(**scaling.scaler)
         lap("fit_scalers")
 
         _write_splits(spark, splits, scaler, cfg.layout, staged.uri, max(1, len(selected_files)))
@@ -391,7 +403,9 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
             "counts": counts,
             "seeds": {"balance_split": cfg.seed, "shuffle": cfg.seed + 1},
             "splits": {"test_fraction": cfg.test_fraction, "val_fraction": cfg.val_fraction,
-                       "order": "per class, by a seeded hash of each event's content: test first, then val, then train"},
+                       "order": "per class, by a seeded hash of each event's content: test first, then val, then train"}
+            if scaling is None else {"all_in": "test", "scaling_from": scaling.source,
+                                     "order": "per class, by a seeded hash of each event's content"},
             "settings": cfg.model_dump(mode="json"),
             "options": asdict(options),
             "particle_order": "decreasing dR from the lepton (the lepton last)",
