@@ -105,3 +105,23 @@ def test_unknown_input_is_one_clear_error(spark, synthetic_models, tmp_path: Pat
     with pytest.raises(InputError, match="neither a training dataset"):
         predict(str(models["hlf"]), str(tmp_path / "other"), str(tmp_path / "scores"), spark)
     assert not (tmp_path / "scores").exists()
+
+
+def test_scores_of_a_dataframe_you_have(spark, pipeline_run: Path, tmp_path: Path) -> None:
+    from topotrigger.predict.stage import scores
+
+    model_dir = pipeline_run / "models" / "inclusive"
+    predict(str(model_dir), str(pipeline_run / "ingest"), str(tmp_path / "scores"), spark)
+    expected = pd.read_parquet(tmp_path / "scores").sort_values("key").reset_index(drop=True)
+    from pyspark.sql import functions as F
+
+    events = spark.read.parquet(str(pipeline_run / "ingest")).withColumn("run", F.lit(7))
+    got = scores(events, str(model_dir), keep=["run"]).toPandas().sort_values("key").reset_index(drop=True)
+    assert list(got.columns) == ["run", "label", "sample", "key", "score_qcd", "score_ttbar", "score_wjets", "predicted"]
+    assert (got.run == 7).all()
+    np.testing.assert_array_equal(got.key, expected.key)
+    np.testing.assert_allclose(got[["score_qcd", "score_ttbar", "score_wjets"]].to_numpy(),
+                               expected[["score_qcd", "score_ttbar", "score_wjets"]].to_numpy(), atol=1e-6)
+    # Events without a label (read straight from ROOT files, say) are scored too, with label -1.
+    unlabelled = scores(events.drop("label", "sample"), str(model_dir)).toPandas()
+    assert len(unlabelled) == len(expected) and (unlabelled.label == -1).all()

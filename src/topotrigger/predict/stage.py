@@ -113,9 +113,6 @@ def _spark_model_scores(df: "DataFrame", layout: str, keys: list[str], saved: An
 def _input(spark: "SparkSession", path: str, saved: Scorer) -> tuple["DataFrame", str, list[str]]:
     from pyspark.sql import functions as F
 
-    from topotrigger.features.stage import compute_features, read_ingested
-    from topotrigger.io.delphes import PIPELINE_COLLECTIONS
-
     if not storage.exists(path):
         raise MissingInputError(f"input not found: {storage.redact(path)}")
     try:
@@ -123,7 +120,21 @@ def _input(spark: "SparkSession", path: str, saved: Scorer) -> tuple["DataFrame"
     except Exception as exc:
         raise InputError(f"{path} is not a Parquet dataset ({str(exc).splitlines()[0][:200]})") from None
     position = [F.col("_metadata.file_path").alias("file"), F.col("_metadata.row_index").alias("row")]
+    return _classify(df.select("*", *position), saved, ["file", "row"], path)
+
+
+def _classify(df: "DataFrame", saved: Scorer, extra: list[str], where: str) -> tuple["DataFrame", str, list[str]]:
+    """`df` as the scorer's input: a training layout, or ingested events run through the selection and
+    features; `extra` columns travel along. Returns the frame, its layout and its key columns."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    from topotrigger.features import ingested
+    from topotrigger.features.stage import compute_features
+    from topotrigger.io.delphes import PIPELINE_COLLECTIONS
+
     names = set(df.columns)
+    extra = [c for c in extra if c not in ("label", "sample", "key")]  # those come with every layout anyway
     for layout, needed in (("compact", COMPACT), ("anchor", ANCHOR)):
         if set(needed) <= names:
             label = [F.col("label")] if "label" in names else [F.lit(-1).alias("label")]
@@ -131,47 +142,70 @@ def _input(spark: "SparkSession", path: str, saved: Scorer) -> tuple["DataFrame"
                 label = [F.expr("array_position(transform(encoded_label, x -> x = array_max(encoded_label)), true) - 1")
                          .cast("int").alias("label")]
             features = [c for c in needed if c != "label"]
-            return df.select(*position, *label, *features), layout, ["file", "row", "label"]
+            return df.select(*extra, *label, *features), layout, [*extra, "label"]
     if set(PIPELINE_COLLECTIONS) <= names:
         if not saved.info.scaler:
             raise InputError(f"model {saved.name} has no saved scaler: it cannot score ingested events")
-        events = read_ingested(spark, path).select("*", *position)
+        # Events read straight from ROOT files (the `root` source) carry no label or sample: none is known.
+        if "label" not in names:
+            df = df.withColumn("label", F.lit(-1))
+        if "sample" not in names:
+            df = df.withColumn("sample", F.lit(""))
+        df = df.withColumn("label", F.col("label").cast("int"))
+        ingested.check_schema(to_arrow_schema(df.schema), has_label_dir=False, where=where)
         options = d.FeatureOptions(**(saved.info.feature_options or {}))
-        computed = compute_features(events.select(*PIPELINE_COLLECTIONS, "label", "sample",
-                                                         "file", "row"), options, extra=("file", "row"))
-        selected = computed.where(F.col("cut") == d.CUT_FINAL).select("file", "row", "label", "sample", "key", "hlf", "particles")
-        return selected, "raw", ["file", "row", "label", "sample", "key"]
-    raise InputError(f"{path} is neither a training dataset (columns {', '.join(COMPACT)} or {', '.join(ANCHOR)}) "
+        computed = compute_features(df.select(*PIPELINE_COLLECTIONS, "label", "sample", *extra), options,
+                                    extra=tuple(extra))
+        keys = [*extra, "label", "sample", "key"]
+        selected = computed.where(F.col("cut") == d.CUT_FINAL).select(*keys, "hlf", "particles")
+        return selected, "raw", keys
+    raise InputError(f"{where} is neither a training dataset (columns {', '.join(COMPACT)} or {', '.join(ANCHOR)}) "
                      f"nor ingested events (columns {', '.join(PIPELINE_COLLECTIONS)})")
+
+
+def _scored(df: "DataFrame", layout: str, keys: list[str], saved: Scorer) -> "DataFrame":
+    """One row per event of `df`: the keys, `score_<class>` and `predicted`."""
+    from topotrigger.train.saved import SavedModel
+
+    classes = [c.replace(" ", "_") for c in saved.info.class_names()]
+    types = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+    ddl = ", ".join([f"{k} {types[k]}" for k in keys] + [f"score_{c} float" for c in classes] + ["predicted int"])
+    struct, arrow_schema = schemas(ddl)
+    if isinstance(saved, SavedModel):
+        scorer = functools.partial(score_batches, info=saved.info.model_dump(mode="json"), weights=saved.weights(),
+                                   layout=layout, keys=keys, classes=classes, schema=arrow_schema)
+        return df.mapInArrow(scorer, struct)
+    return _spark_model_scores(df, layout, keys, saved, classes)
+
+
+def scores(df: "DataFrame", model_dir: str, keep: list[str] | None = None) -> "DataFrame":
+    """A saved model's scores for the events of a DataFrame you have (lazily: nothing runs until you act
+    on the result). `df` holds ingested events (the pipeline collections, e.g. `spark.read.parquet` of an
+    `ingest` output or `spark.read.format("root")`), which go through the selection, the features and the
+    model's scaling first, or a training-layout dataset. `keep` names columns of `df` to carry along
+    (event identifiers); the result has those, `label`, for ingested events `sample` and `key`, then
+    `score_<class>` per class and `predicted`, one row per selected event."""
+    saved = load_model(Path(model_dir))
+    frame, layout, keys = _classify(df, saved, list(keep or []), "the DataFrame")
+    return _scored(frame, layout, keys, saved)
 
 
 MANIFEST = "_manifest.json"
 
 
 def predict(model_dir: str, input_path: str, out: str, spark: "SparkSession", overwrite: bool = False) -> PredictResult:
-    from topotrigger.train.saved import SavedModel
-
     start = time.perf_counter()
     input_path, out = storage.absolute(input_path), storage.absolute(out)
     saved = load_model(Path(model_dir))
     storage.check_output(out, overwrite, MANIFEST)
     df, layout, keys = _input(spark, input_path, saved)
-    classes = [c.replace(" ", "_") for c in saved.info.class_names()]
-    key_types = {"file": "string", "row": "bigint", "label": "int", "sample": "string", "key": "bigint"}
-    ddl = ", ".join([f"{k} {key_types[k]}" for k in keys] + [f"score_{c} float" for c in classes] + ["predicted int"])
-    struct, arrow_schema = schemas(ddl)
-    if isinstance(saved, SavedModel):
-        scorer = functools.partial(score_batches, info=saved.info.model_dump(mode="json"), weights=saved.weights(), layout=layout, keys=keys,
-                                   classes=classes, schema=arrow_schema)
-        scored = df.mapInArrow(scorer, struct)
-    else:
-        scored = _spark_model_scores(df, layout, keys, saved, classes)
+    scored = _scored(df, layout, keys, saved)
     with storage.staged_output(out, overwrite, MANIFEST, spark) as staged:
         with user_errors_from_tasks():
             counts = write_parquet(scored, staged.uri)
         events = sum(counts.values())
         storage.write_json(staged.path(MANIFEST), {
             "stage": "predict", "model": str(Path(model_dir).resolve()), "model_name": saved.name,
-            "input": input_path, "layout": layout, "events": events, "columns": struct.fieldNames(),
+            "input": input_path, "layout": layout, "events": events, "columns": scored.columns,
             "seconds": time.perf_counter() - start, "software": software_versions()})
     return PredictResult(out, layout, events, time.perf_counter() - start)
