@@ -58,3 +58,12 @@ def test_config_show_applies_overrides(capsys: pytest.CaptureFixture[str]) -> No
 def test_console_script_is_installed() -> None:
     out = subprocess.run([sys.executable, "-m", "topotrigger", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("topotrigger ")
+
+
+def test_an_unreachable_spark_connect_endpoint_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "qcd").mkdir()
+    (tmp_path / "qcd" / "a.root").write_bytes(b"")
+    code, _, err = run_cli(capsys, "--remote", "sc://127.0.0.1:1", "ingest", "-i", str(tmp_path / "qcd"),
+                           "--out", str(tmp_path / "out"))
+    assert code == 2 and err.startswith("error: cannot reach the Spark Connect endpoint 127.0.0.1:1")
+    assert err.strip().count("\n") == 0

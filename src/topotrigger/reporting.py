@@ -18,16 +18,15 @@ if TYPE_CHECKING:
 def print_generate(console: Console, result: "GenerateResult") -> None:
     from topotrigger.generate.stage import class_summary
 
+    summaries = {p: class_summary(p, result.files) for p in sorted({f["task"]["process"] for f in result.files})}
     table = Table(title=f"generated events in {result.out}")
     for column in ("class", "files", "events", "filter eff.", "effective σ [pb]", "events/s (task)"):
         table.add_column(column, justify="right" if column != "class" else "left")
-    for process in sorted({f["task"]["process"] for f in result.files}):
-        summary = class_summary(process, result.files)
+    for process, summary in summaries.items():
         wall = sum(f["wall_s"] for f in result.files if f["task"]["process"] == process)
         table.add_row(process, str(summary["files"]), str(summary["events"]), f"{summary['filter_efficiency']:.3f}",
                       f"{summary['effective_cross_section_pb']:.4g}", f"{summary['events'] / wall:.1f}" if wall else "-")
     console.print(table)
-    summaries = {p: class_summary(p, result.files) for p in sorted({f["task"]["process"] for f in result.files})}
     names = list(next(iter(summaries.values()))["mean_multiplicity"]) if summaries else []
     if names:
         table = Table(title=f"mean objects per event (pile-up ⟨μ⟩ = {next(iter(summaries.values()))['mean_pileup']:g})")

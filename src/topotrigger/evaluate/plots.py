@@ -180,9 +180,10 @@ def efficiency_vs_threshold(model: str, probabilities: np.ndarray, labels: np.nd
             chosen = probabilities[labels == c, k]
             if len(chosen):
                 role = "signal" if c == k else "background"
-                _with_band(axes[k], thresholds, _kept_above(chosen, thresholds), len(chosen), f"{true} ({role})", color=f"C{c}")
+                kept = _kept_above(chosen, thresholds)
+                _with_band(axes[k], thresholds, kept, len(chosen), f"{true} ({role})", color=f"C{c}")
                 if stream is not None:
-                    _with_band(axes[n + k], thresholds, _kept_above(chosen, thresholds), len(chosen), f"{true} ({role})",
+                    _with_band(axes[n + k], thresholds, kept, len(chosen), f"{true} ({role})",
                                scale=stream[true]["rate_hz"], color=f"C{c}")
         _finish_selector(axes[k], name, f"{model}: cut on the {name} score", "fraction kept", "lower left")
         if stream is not None:

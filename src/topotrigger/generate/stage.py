@@ -160,16 +160,14 @@ def _events(task: FileTask, stats: dict[str, Any]) -> Iterator[dict[str, ak.Arra
     stats["open_fractions"] = {str(k): v for k, v in source.open_fractions.items()}
 
 
-# Per-event multiplicities recorded by generate: every EFlow object, and those above the feature
-# thresholds of the 2019 study (tracks pT > 0.5, photons and neutral hadrons ET > 1 GeV).
-MULTIPLICITY_CUTS = {"EFlowTrack": ("PT", 0.5), "EFlowPhoton": ("ET", 1.0), "EFlowNeutralHadron": ("ET", 1.0)}
-
-
 def _add_multiplicities(sums: dict[str, float], collections: dict[str, ak.Array]) -> dict[str, float]:
+    """Running totals of every EFlow object, and of those above the feature thresholds, per collection."""
+    from topotrigger.generate.validation import THRESHOLDS
+
     out = dict(sums)
-    for name, (field, cut) in MULTIPLICITY_CUTS.items():
+    for name, (field, cut) in THRESHOLDS.items():
         c = collections[name]
-        out[f"{name}"] = out.get(name, 0.0) + float(ak.sum(ak.num(c)))
+        out[name] = out.get(name, 0.0) + float(ak.sum(ak.num(c)))
         out[f"{name} {field} > {cut:g}"] = out.get(f"{name} {field} > {cut:g}", 0.0) + float(ak.sum(c[field] > cut))
     return out
 
@@ -235,6 +233,11 @@ def generate(cfg: GenerateConfig, out: Path | str, spark: "SparkSession", progre
         raise OutputPathError(f"generate writes ROOT files to a local (or mounted shared) directory, not {storage.redact(str(out))}; "
                               "copy them to the object store afterwards, ingest reads them there")
     out = Path(out).resolve()
+    ref = None
+    if plots and reference:  # read first: a file that is not a Delphes file fails before anything is written
+        from topotrigger.generate.validation import reference_spectra
+
+        ref = reference_spectra(reference)
     _check_output(cfg, out)
     tasks = plan(cfg, out)
     for process in cfg.classes:
@@ -250,9 +253,8 @@ def generate(cfg: GenerateConfig, out: Path | str, spark: "SparkSession", progre
     skipped = sum(1 for r in records if r.pop("reused"))
     _write_manifests(cfg, out, records)
     if plots:
-        from topotrigger.generate.validation import observables, plot_class, read_events, reference_spectra, spectra
+        from topotrigger.generate.validation import observables, plot_class, read_events, spectra
 
-        ref = reference_spectra(reference) if reference else None
         for process in cfg.classes:
             events = read_events([Path(t.path) for t in tasks if t.process == process])
             plot_class(process, observables(events), out / "plots" / f"{process}.png", spectra(events), ref)

@@ -11,13 +11,15 @@ import uproot
 
 from topotrigger._optional import require
 from topotrigger.errors import InputError
+from topotrigger.features.kernels import definitions as d
 from topotrigger.io.atomic import atomic_path
 from topotrigger.io.delphes import read_collections
 
 HT_JET_PT, HT_JET_ETA = 30.0, 2.6
 ISOLATION_CONE = 0.3
 # The feature thresholds of the study: tracks pT > 0.5, photons and neutral hadrons ET > 1 GeV.
-THRESHOLDS = {"EFlowTrack": ("PT", 0.5), "EFlowPhoton": ("ET", 1.0), "EFlowNeutralHadron": ("ET", 1.0)}
+THRESHOLDS = {"EFlowTrack": ("PT", d.ISO_TRACK_MIN_PT), "EFlowPhoton": ("ET", d.ISO_CALO_MIN_ET),
+              "EFlowNeutralHadron": ("ET", d.ISO_CALO_MIN_ET)}
 
 
 def leading_lepton(events: ak.Array) -> ak.Array:

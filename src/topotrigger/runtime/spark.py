@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from topotrigger.config import SparkConfig
-from topotrigger.errors import ConfigError
+from topotrigger.errors import ConfigError, MissingInputError
 from topotrigger.runtime.java import find_java
 from topotrigger.runtime.tasks import default_parallelism
 
@@ -118,7 +118,9 @@ def _connect(cfg: SparkConfig) -> "SparkSession":
     from pyspark.sql import SparkSession
 
     url = cfg.remote or ""
-    if not url.startswith("sc://"):  # local[N]: the server runs in this process, on our Java
+    if url.startswith("sc://"):
+        _check_reachable(url)
+    else:  # local[N]: the server runs in this process, on our Java
         os.environ["JAVA_HOME"] = str(find_java().home)
         os.environ["PYSPARK_PYTHON"] = sys.executable
     try:
@@ -132,6 +134,19 @@ def _connect(cfg: SparkConfig) -> "SparkSession":
             spark.conf.set(key, value)
     _register_sources(spark)
     return spark
+
+
+def _check_reachable(url: str, timeout_s: float = 5.0) -> None:
+    """One line at once when nothing listens at the endpoint (the gRPC client would retry for minutes)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.split(";", 1)[0])
+    host, port = parts.hostname or "localhost", parts.port or 15002
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise MissingInputError(f"cannot reach the Spark Connect endpoint {host}:{port} ({exc.strerror or exc})") from None
 
 
 def _classic_log_level(spark: "SparkSession", verbose: bool) -> None:
