@@ -178,3 +178,11 @@ def test_plan_by_size_packs_small_files_and_shares_out_big_ones() -> None:
         assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
     info = plan.FileInfo("f", 100, 40.0, 1000)
     assert plan.expansion_of(info) == 4.0 and plan.expansion_of(plan.FileInfo("e", 0, 0.0, 10)) == 4.0
+
+
+def test_plan_by_size_splits_files_of_many_small_entries() -> None:
+    """Bytes alone would keep a well-compressed file of 5 M tiny entries in one task."""
+    parts = plan.plan_by_size({"tiny": 1000, "small": 10}, expansion=4.0, target_bytes=10**9,
+                              entries_per_byte=5000.0, max_entries=1_000_000)
+    assert [[(s.path, s.part, s.parts) for s in p.slices] for p in parts] == [
+        [("tiny", i, 5)] for i in range(5)] + [[("small", 0, 1)]]

@@ -9,6 +9,7 @@ turn "part i of k of this file" into entries once it has the file open anyway.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -129,26 +130,41 @@ def file_size(path: str) -> int:
         return -1
 
 
-def plan_by_size(sizes: dict[str, int], expansion: float, target_bytes: int) -> list[Partition]:
-    """Partitions from sizes on disk: a file expands to `expansion` × its size when decompressed (measured
-    on one file); small files share a partition, a big one is split into equal shares of its entries."""
+# Entries per partition at most, whatever the bytes: files of tiny rows (a few scalars per entry) that
+# compress well would otherwise put hundreds of millions of entries in one task.
+MAX_ENTRIES = 1_000_000
+
+
+def plan_by_size(sizes: dict[str, int], expansion: float, target_bytes: int, entries_per_byte: float = 0.0,
+                 max_entries: int = MAX_ENTRIES) -> list[Partition]:
+    """Partitions from sizes on disk: a file expands to `expansion` × its size when decompressed and holds
+    about `entries_per_byte` × its size entries (both measured on one file); small files share a
+    partition, a big one (in bytes or in entries) is split into equal shares of its entries. A file
+    whose size the storage cannot tell gets a partition of its own."""
     parts: list[Partition] = []
     current: list[Slice] = []
-    used = 0.0
+    used = used_entries = 0.0
     for path, size in sizes.items():
         estimate = max(size, 1) * expansion if size >= 0 else float(target_bytes)
-        if estimate >= target_bytes:
-            shares = max(1, round(estimate / target_bytes))
+        entries = max(size, 0) * entries_per_byte
+        if estimate >= target_bytes or entries > max_entries:
+            shares = max(1, round(estimate / target_bytes), math.ceil(entries / max_entries))
             parts += [Partition([Slice(path, 0, 0, i, shares)]) for i in range(shares)]
             continue
-        if current and used + estimate > target_bytes:
+        if current and (used + estimate > target_bytes or used_entries + entries > max_entries):
             parts.append(Partition(current))
-            current, used = [], 0.0
+            current, used, used_entries = [], 0.0, 0.0
         current.append(Slice(path, 0, 0, 0, 1))
         used += estimate
+        used_entries += entries
     if current:
         parts.append(Partition(current))
     return parts
+
+
+def entries_per_byte(info: FileInfo) -> float:
+    """Entries per byte on disk of a scanned file (0 when it cannot tell)."""
+    return info.entries / info.size if info.size > 0 else 0.0
 
 
 def expansion_of(info: FileInfo) -> float:

@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 
 from topotrigger.errors import InputError
-from topotrigger.ingest.schema import Column
-from topotrigger.io.delphes import leaf_names, missing_branch_message, resolve
+from topotrigger.ingest.schema import Column, is_number
+from topotrigger.io.delphes import leaf_names, missing_branch_message, read_branches, resolve
 from topotrigger.io.storage import redact
 
 
@@ -57,7 +57,9 @@ def resolve_columns(tree: Any, columns: list[Column], path: str) -> dict[str, di
     resolved: dict[str, dict[str, str] | str] = {}
     leaves = set(leaf_names(tree))
     for column in columns:
-        if column.is_collection:
+        if column.is_collection and column.sources and all(b in leaves for b in column.sources):
+            resolved[column.name] = dict(zip((f for f, _ in column.fields), column.sources))
+        elif column.is_collection:  # another file of the input, or a plan from a schema: naming variants
             resolved[column.name] = resolve(tree, column.name, [f for f, _ in column.fields], redact(path), leaves)[1]
         else:
             source = column.source or column.name
@@ -78,30 +80,41 @@ def _target(dtype: str) -> str:
     return _SIGNED.get(dtype, dtype)
 
 
+def _arrow(array: ak.Array) -> pa.Array:
+    """Any other type: awkward's own conversion (the caller casts to the declared type)."""
+    out = ak.to_arrow(array, extensionarray=False, list_to32=True, string_to32=True, bytestring_to32=True)
+    return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
+
+
 def to_record_batch(chunk: dict[str, Any], columns: list[Column]) -> pa.RecordBatch:
-    """Arrow batch from per-column arrays: collections as {field: jagged array}, scalars as arrays."""
+    """Arrow batch from per-column arrays: collections as {field: jagged array}, scalars as arrays.
+
+    Numbers go through flat buffers (no per-row work); other types through `ak.to_arrow`.
+    """
     arrays = []
     for column in columns:
         value = chunk[column.name]
         if column.is_collection:
-            first = value[column.fields[0][0]]
-            counts = ak.to_numpy(ak.num(first, axis=1)).astype(np.int64)
+            counts = None
+            for f, _ in column.fields:
+                n = ak.to_numpy(ak.num(value[f], axis=1)).astype(np.int64)
+                if counts is None:
+                    counts = n
+                elif not np.array_equal(n, counts):  # fields of one collection must have one length per entry
+                    raise InputError(f"the fields of {column.name} ({column.fields[0][0]}, {f}) differ in length "
+                                     "in some entries: read them as separate columns")
+            assert counts is not None
             offsets = np.zeros(len(counts) + 1, dtype=np.int32)
             np.cumsum(counts, out=offsets[1:])
-            children = [pa.array(_flat(value[f], _target(t))) for f, t in column.fields]
+            children = [pa.array(_flat(value[f], _target(t))) if is_number(t) else _arrow(ak.flatten(value[f], axis=1))
+                        for f, t in column.fields]
             struct = pa.StructArray.from_arrays(children, [f for f, _ in column.fields])
             arrays.append(pa.ListArray.from_arrays(pa.array(offsets), struct))
-        else:
+        elif is_number(column.dtype or "float64"):
             arrays.append(pa.array(np.asarray(ak.to_numpy(value), dtype=_target(column.dtype or "float64"))))
+        else:
+            arrays.append(_arrow(value))
     return pa.RecordBatch.from_arrays(arrays, [c.name for c in columns])
-
-
-def _branch(raw: ak.Array, name: str, rntuple: bool) -> ak.Array:
-    """One branch of a chunk: TTrees give flat `C.F` fields, RNTuples nest them as C -> F."""
-    if rntuple and "." in name:
-        outer, inner = name.split(".", 1)
-        return raw[outer][inner]
-    return raw[name]
 
 
 def share(entries: int, part: int, parts: int) -> tuple[int, int]:
@@ -122,19 +135,14 @@ def read_range(path: str, tree_name: str, columns: list[Column], start: int, sto
             opened(entries)
         if part is not None:
             start, stop = share(entries, *part)
-        rntuple = is_rntuple(tree)
         branches = sorted({b for r in resolved.values() for b in (r.values() if isinstance(r, dict) else [r])})
         for lo in range(start, stop, step):
             hi = min(stop, lo + step)
             try:
-                if rntuple:
-                    raw = tree.arrays(filter_name=branches, entry_start=lo, entry_stop=hi)
-                else:
-                    raw = tree.arrays(branches, entry_start=lo, entry_stop=hi, library="ak")
+                raw = read_branches(tree, branches, lo, hi)
             except Exception as exc:
                 raise InputError(f"{redact(path)}: entries {lo}-{hi} are unreadable ({_reason(exc)})") from None
-            chunk = {name: ({f: _branch(raw, b, rntuple) for f, b in r.items()} if isinstance(r, dict)
-                           else _branch(raw, r, rntuple))
+            chunk = {name: ({f: raw[b] for f, b in r.items()} if isinstance(r, dict) else raw[r])
                      for name, r in resolved.items()}
             yield to_record_batch(chunk, columns)
 

@@ -10,7 +10,8 @@ Thin glue over `plan` (driver side: expand paths, scan files, pack partitions) a
     branches        comma-separated names or globs (`EFlowTrack.*`, `Jet`, `MissingET.MET`)
     collections     JSON {collection: [fields]}: read exactly these, with naming variants and aliases
     partitionBytes  target uncompressed bytes per partition (default 128 MiB)
-    partitionEntries  entries per partition (overrides partitionBytes)
+    partitionEntries  entries per partition (overrides partitionBytes; opens every file to count)
+    partitionMaxEntries  at most this many entries per partition (default 1000000), estimated from sizes
     stepEntries     entries decompressed at a time inside a task (bounds memory; default 50000)
     onBadFile       stop (default) or skip
 """
@@ -52,22 +53,27 @@ def _paths(options: dict[str, str]) -> list[str]:
     return expand(paths, recursive=options.get("recursive", "true").lower() != "false")
 
 
-def _columns_from_options(options: dict[str, str], first_file: str, tree: str) -> list[plan_schema.Column]:
+def _columns_from_options(options: dict[str, str], first_file: str, tree: str,
+                          strict: bool = True) -> list[plan_schema.Column]:
     if "collections" in options:
         wanted: dict[str, list[str]] = json.loads(options["collections"])
         handle, obj = reader.open_tree(first_file, tree)
         with handle:
             resolved = reader.resolve_columns(obj, [plan_schema.Column(c, None, tuple((f, "float64") for f in fields))
                                                     for c, fields in wanted.items()], first_file)
-            dtypes = plan_schema.branch_dtypes(obj)
+            dtypes = {b.name: b.dtype for b in plan_schema.branches_of(obj) if b.jagged}
         fields_of = {c: m for c, m in resolved.items() if isinstance(m, dict)}  # collections, not flat branches
-        return [plan_schema.Column(c, None, tuple((f, dtypes[b.rsplit("/", 1)[-1]][0]) for f, b in fields_of[c].items()))
-                for c in wanted]
+        for c, mapping in fields_of.items():
+            odd = [b for b in mapping.values() if b not in dtypes]
+            if odd:
+                raise InputError(f"branch {odd[0]} of {c} is not a list of numbers per entry in {first_file}")
+        return [plan_schema.Column(c, None, tuple((f, dtypes[b]) for f, b in fields_of[c].items()),
+                                   sources=tuple(fields_of[c].values())) for c in wanted]
     patterns = [p.strip() for p in options.get("branches", "").split(",") if p.strip()] or None
     handle, obj = reader.open_tree(first_file, tree)
     with handle:
         try:
-            return plan_schema.infer_columns(obj, patterns)
+            return plan_schema.infer_columns(obj, patterns, strict)
         except KeyError as exc:
             raise InputError(f"branch {exc.args[0]} not found in {first_file}") from None
 
@@ -91,14 +97,22 @@ class RootDataSource(DataSource):
         return plan_schema.spark_schema(_columns_from_options(options, files[0], self._tree()))
 
     def reader(self, schema: StructType) -> "RootReader":
-        return RootReader(_lower(self.options), schema)
+        # The schema (inferred or the user's) has Spark names only: take each value's branch name in the
+        # first file from the inferred plan (reads no entries).
+        options = _lower(self.options)
+        known = []
+        if "plan" not in options:
+            known = _columns_from_options(options, _paths(options)[0], self._tree(), strict=False)
+        columns = plan_schema.with_sources(plan_schema.from_spark_schema(schema), known)
+        return RootReader(options, schema, columns)
 
 
 class RootReader(DataSourceReader):
-    def __init__(self, options: dict[str, str], spark_schema: StructType) -> None:
+    def __init__(self, options: dict[str, str], spark_schema: StructType,
+                 columns: list[plan_schema.Column] | None = None) -> None:
         self.options = options
         self.tree = options.get("tree", "Delphes")
-        self.columns_json = plan_schema.to_json(plan_schema.from_spark_schema(spark_schema))
+        self.columns_json = plan_schema.to_json(columns or plan_schema.from_spark_schema(spark_schema))
         self.arrow_schema = to_arrow_schema(spark_schema)
         self.step = int(options.get("stepentries", 50_000))
         self.on_bad_file = options.get("onbadfile", "stop")
@@ -116,7 +130,8 @@ class RootReader(DataSourceReader):
         else:  # sizes on disk and the first file's compression ratio; bad files are found by the tasks
             first = plan.first_readable(files, self.tree, columns, self.on_bad_file)
             sizes = {f: (first.size if f == first.path else plan.file_size(f)) for f in files}
-            parts = plan.plan_by_size(sizes, plan.expansion_of(first), target)
+            parts = plan.plan_by_size(sizes, plan.expansion_of(first), target, plan.entries_per_byte(first),
+                                      int(self.options.get("partitionmaxentries", plan.MAX_ENTRIES)))
         return [RootPartition(p.to_dict()["slices"]) for p in parts]
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:

@@ -162,7 +162,7 @@ def _plan(spark: "SparkSession", cfg: IngestConfig, by_sample: dict[str, list[st
     for sample, paths in by_sample.items():
         here = {f: (first.size if f == first.path else plan.file_size(f)) for f in paths}
         sizes |= here
-        new = plan.plan_by_size(here, expansion, cfg.partition_bytes)
+        new = plan.plan_by_size(here, expansion, cfg.partition_bytes, plan.entries_per_byte(first))
         parts += new
         samples += [sample] * len(new)
     return parts, samples, bad, sizes
