@@ -50,3 +50,49 @@ def test_scaling_from_a_dataset_and_from_nothing(pipeline_run: Path, tmp_path: P
     assert scaling.source.startswith("dataset ") and scaling.options["legacy_isolation"] is False
     with pytest.raises(MissingInputError, match="neither a model directory"):
         saved_scaling(str(tmp_path))
+
+
+def test_a_real_delphes_event_scores_as_in_process_and_joins_back_to_its_entry(
+        spark, pipeline_run: Path, shared_data: Path, tmp_path: Path) -> None:
+    """ingest → features --scaling-from → predict on a real Delphes file: the score of its selected event
+    equals the model applied in this process, and (file, entry, Event.Number) are uproot's."""
+    import shutil
+
+    import uproot
+
+    from topotrigger.config import IngestConfig
+    from topotrigger.features.arrow import collections_of
+    from topotrigger.features.kernels import definitions as d
+    from topotrigger.features.kernels.events import compute
+    from topotrigger.features.scaling import Scaler
+    from topotrigger.ingest import reader
+    from topotrigger.ingest.stage import ingest, pipeline_columns
+    from topotrigger.train.data import Events
+    from topotrigger.train.saved import SavedModel
+
+    model = pipeline_run / "models" / "inclusive"
+    (tmp_path / "raw" / "ttbar").mkdir(parents=True)
+    path = tmp_path / "raw" / "ttbar" / "delphes.root"
+    shutil.copy(shared_data / "delphes.root", path)
+    ingest(IngestConfig(), [str(tmp_path / "raw")], str(tmp_path / "ingest"), spark)
+    scaling = saved_scaling(str(model))
+    features(FeaturesConfig(balance="none"), str(tmp_path / "ingest"), str(tmp_path / "features"), spark, scaling=scaling)
+    predict(str(model), str(tmp_path / "features" / "test"), str(tmp_path / "scores"), spark)
+    got = sorted(pq.read_table(tmp_path / "scores").to_pylist(), key=lambda r: r["source_entry"])
+
+    batch = next(reader.read_range(str(path), "Delphes", pipeline_columns(), 0, 25))
+    computed = compute(collections_of(batch), d.FeatureOptions(**scaling.options))
+    final = np.flatnonzero(computed.cut == d.CUT_FINAL)
+    assert len(final) >= 1 and [r["source_entry"] for r in got] == final.tolist()
+    scale = Scaler(**scaling.scaler)
+    counts = computed.counts[final]
+    events = Events(scale.transform_hlf(computed.hlf[final]).astype(np.float32),
+                    scale.transform_particles(computed.particles, counts).astype(np.float32), counts,
+                    np.full(len(final), 1))
+    expected = SavedModel.load(model).probabilities(events)
+    for row, p in zip(got, expected):
+        np.testing.assert_allclose([row["score_qcd"], row["score_ttbar"], row["score_wjets"]], p, atol=1e-6)
+    with uproot.open(path) as f:
+        numbers = f["Delphes"]["Event/Event.Number"].array(library="np")
+    assert [r["event_number"] for r in got] == [int(numbers[e][0]) for e in final]
+    assert {r["source_file"] for r in got} == {str(path)}

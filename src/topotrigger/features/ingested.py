@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from topotrigger.errors import InputError
 from topotrigger.io import storage
 from topotrigger.io.delphes import PIPELINE_COLLECTIONS
+from topotrigger.io.provenance import PROVENANCE
 
 ROW_BITS = 36  # rows per file < 6.9e10; file numbers < 1.3e8
 
@@ -81,10 +82,12 @@ def plan(uri: str, target_bytes: int = 32 * 1024 * 1024) -> list[Piece]:
 
 
 def read(piece: Piece, batch_rows: int = 10_000) -> Iterator[pa.RecordBatch]:
-    """The piece's events: the pipeline collections, label, sample and rid."""
+    """The piece's events: the pipeline collections, label, sample, rid and their provenance."""
     fs, _ = storage.resolve(piece.uri)
     file = pq.ParquetFile(piece.path, filesystem=fs)
-    columns = [*PIPELINE_COLLECTIONS, "sample"] + (["label"] if piece.label is None else [])
+    present = set(file.schema_arrow.names)
+    kept = [f.name for f in PROVENANCE if f.name in present]
+    columns = [*PIPELINE_COLLECTIONS, "sample", *kept] + (["label"] if piece.label is None else [])
     try:
         for group, first in zip(piece.row_groups, piece.first_rows):
             row = first
@@ -93,8 +96,9 @@ def read(piece: Piece, batch_rows: int = 10_000) -> Iterator[pa.RecordBatch]:
                 label = batch.column("label").cast(pa.int32()) if piece.label is None else pa.array(np.full(n, piece.label, np.int32))
                 rid = (np.int64(piece.file_index) << ROW_BITS) + np.arange(row, row + n, dtype=np.int64)
                 row += n
+                origin = [batch.column(f.name).cast(f.type) if f.name in kept else pa.nulls(n, f.type) for f in PROVENANCE]
                 yield pa.RecordBatch.from_arrays(
-                    [*(batch.column(c) for c in PIPELINE_COLLECTIONS), batch.column("sample"), label, pa.array(rid)],
-                    [*PIPELINE_COLLECTIONS, "sample", "label", "rid"])
+                    [*(batch.column(c) for c in PIPELINE_COLLECTIONS), batch.column("sample"), label, pa.array(rid), *origin],
+                    [*PIPELINE_COLLECTIONS, "sample", "label", "rid", *PROVENANCE.names])
     except (pa.ArrowInvalid, OSError, KeyError) as exc:
         raise InputError(f"{piece.path}: unreadable ({str(exc).splitlines()[0][:200]})") from None

@@ -43,6 +43,7 @@ from topotrigger.features.scaling import Moments, Scaler
 from topotrigger.io import storage
 from topotrigger.io.arrow_writer import TaskOutput, commit, prepare, write_empty_parquet, write_parquet
 from topotrigger.io.manifest import digest
+from topotrigger.io.provenance import PROVENANCE, PROVENANCE_DDL
 from topotrigger.io.versions import software_versions
 from topotrigger.modeldir import SavedScaling
 from topotrigger.runtime.spark import schemas
@@ -84,7 +85,8 @@ def compute_batches(batches: Iterator[pa.RecordBatch], options: dict[str, bool],
 
 
 SELECTED = pa.schema([("label", pa.int32()), ("sample", pa.string()), ("key", pa.int64()), ("rid", pa.int64()),
-                      ("h", pa.int64()), ("s", pa.int64()), ("hlf", pa.binary()), ("particles", pa.binary())])
+                      ("h", pa.int64()), ("s", pa.int64()), ("hlf", pa.binary()), ("particles", pa.binary()),
+                      *PROVENANCE])
 
 
 @carry_user_errors
@@ -115,7 +117,8 @@ def select_task(pieces: Iterator[ingested.Piece], root: str, options: dict[str, 
                     [pa.array(labels[final].astype(np.int32)), batch.column("sample").take(final), pa.array(keys),
                      batch.column("rid").take(final), pa.array(seeded(keys, seed)), pa.array(seeded(keys, seed + 1)),
                      packed(features.hlf[final], np.ones(len(final))),
-                     packed(features.particles, features.counts[final])], schema=SELECTED))
+                     packed(features.particles, features.counts[final]),
+                     *(batch.column(f.name).take(final) for f in PROVENANCE)], schema=SELECTED))
     except BaseException:
         output.abort()
         raise
@@ -163,7 +166,8 @@ def transform_batch(batch: pa.RecordBatch, scaler: dict[str, Any], layout: str, 
     build = layouts.anchor if layout == "anchor" else layouts.compact
     hlf, particles, counts = _packed_arrays(batch)
     labels = batch.column("label").to_numpy(zero_copy_only=False)
-    return _cast(build(labels, scale.transform_hlf(hlf), scale.transform_particles(particles, counts), counts), schema)
+    columns = build(labels, scale.transform_hlf(hlf), scale.transform_particles(particles, counts), counts)
+    return _cast(columns | {f.name: batch.column(f.name) for f in PROVENANCE}, schema)
 
 
 # ---- driver side ------------------------------------------------------------------------------
@@ -289,7 +293,8 @@ def _write_splits(spark: "SparkSession", splits: dict[str, "DataFrame"], scaler:
                   root: str, partitions: int) -> None:
     """Pass 4: the scaled datasets; the training set in a seeded random order (hash-partitioned on the
     shuffling hash, sorted within: no global sort), the others in a fixed order."""
-    struct, arrow_schema = schemas(layouts.ANCHOR_SCHEMA if layout == "anchor" else layouts.COMPACT_SCHEMA)
+    struct, arrow_schema = schemas((layouts.ANCHOR_SCHEMA if layout == "anchor" else layouts.COMPACT_SCHEMA)
+                                   + ", " + PROVENANCE_DDL)
     transform = functools.partial(transform_batch, scaler=scaler.to_dict(), layout=layout, schema=arrow_schema)
     # 801 × 19 doubles per anchor event: small Arrow batches keep a task's memory bounded.
     with _arrow_batch_rows(spark, 500 if layout == "anchor" else None):
@@ -297,7 +302,7 @@ def _write_splits(spark: "SparkSession", splits: dict[str, "DataFrame"], scaler:
             order = ("s",) if name == "train" else ("label", "h", "rid")
             ordered = rows.repartition(partitions, "s").sortWithinPartitions(*order)
             out = storage.join(root, name)
-            write_parquet(ordered.select("label", "hlf", "particles"), out, transform=transform)
+            write_parquet(ordered.select("label", "hlf", "particles", *PROVENANCE.names), out, transform=transform)
             if not storage.parquet_files_or_none(out):  # an empty split is still a readable dataset
                 write_empty_parquet(storage.join(out, "part-00000-empty.parquet"), arrow_schema)
 

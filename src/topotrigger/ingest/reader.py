@@ -16,6 +16,7 @@ import pyarrow as pa
 from topotrigger.errors import InputError
 from topotrigger.ingest.schema import Column, is_number
 from topotrigger.io.delphes import leaf_names, missing_branch_message, read_branches, resolve
+from topotrigger.io.provenance import PROVENANCE
 from topotrigger.io.storage import redact
 
 
@@ -122,11 +123,27 @@ def share(entries: int, part: int, parts: int) -> tuple[int, int]:
     return entries * part // parts, entries * (part + 1) // parts
 
 
+# The event number's branch: Delphes (one Event per entry), NanoAOD.
+_EVENT_NUMBER = ("Event.Number", "event")
+
+
+def _event_numbers(tree: Any, leaves: set[str], lo: int, hi: int) -> pa.Array:
+    for name in _EVENT_NUMBER:
+        if name in leaves:
+            value = read_branches(tree, [name], lo, hi)[name]
+            if value.ndim == 2:  # Delphes: a collection of one Event per entry
+                value = ak.fill_none(ak.firsts(value), -1)
+            return pa.array(np.asarray(ak.to_numpy(value)).astype(np.int64))
+    return pa.nulls(hi - lo, pa.int64())
+
+
 def read_range(path: str, tree_name: str, columns: list[Column], start: int, stop: int,
                step: int = 50_000, part: tuple[int, int] | None = None,
-               opened: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
+               opened: Callable[[int], None] | None = None, provenance: bool = False) -> Iterator[pa.RecordBatch]:
     """Record batches of entries [start, stop) of one file (or of share `part` = (i, k) of its entries),
-    `step` entries at a time; `opened` is told the file's entry count once it is open."""
+    `step` entries at a time; `opened` is told the file's entry count once it is open. With
+    `provenance`, each batch ends with the `PROVENANCE` columns: the file, the entry in it and the
+    event number the file records (null when it has none)."""
     handle, tree = open_tree(path, tree_name)
     with handle:
         resolved = resolve_columns(tree, columns, path)
@@ -136,20 +153,28 @@ def read_range(path: str, tree_name: str, columns: list[Column], start: int, sto
         if part is not None:
             start, stop = share(entries, *part)
         branches = sorted({b for r in resolved.values() for b in (r.values() if isinstance(r, dict) else [r])})
+        leaves = set(leaf_names(tree)) if provenance else set()
         for lo in range(start, stop, step):
             hi = min(stop, lo + step)
             try:
                 raw = read_branches(tree, branches, lo, hi)
+                numbers = _event_numbers(tree, leaves, lo, hi) if provenance else None
             except Exception as exc:
                 raise InputError(f"{redact(path)}: entries {lo}-{hi} are unreadable ({_reason(exc)})") from None
             chunk = {name: ({f: raw[b] for f, b in r.items()} if isinstance(r, dict) else raw[r])
                      for name, r in resolved.items()}
-            yield to_record_batch(chunk, columns)
+            batch = to_record_batch(chunk, columns)
+            if numbers is not None:
+                where = pa.array([redact(path)] * (hi - lo), pa.string())
+                batch = pa.RecordBatch.from_arrays(
+                    [*batch.columns, where, pa.array(np.arange(lo, hi, dtype=np.int64)), numbers],
+                    [*batch.schema.names, *PROVENANCE.names])
+            yield batch
 
 
 def read_slices(slices: list[dict[str, Any]], tree_name: str, columns: list[Column], step: int = 50_000,
                 on_bad_file: str = "stop", seen: dict[str, int] | None = None,
-                bad: dict[str, str] | None = None) -> Iterator[pa.RecordBatch]:
+                bad: dict[str, str] | None = None, provenance: bool = False) -> Iterator[pa.RecordBatch]:
     """Batches of a partition's slices (dicts of `plan.Slice`). A bad file raises InputError with "stop";
     with "skip" its reason goes to `bad` and none of its rows are yielded (each slice is read whole
     before it is yielded, so a file that breaks half-way leaves nothing behind). `seen` gets each
@@ -162,7 +187,8 @@ def read_slices(slices: list[dict[str, Any]], tree_name: str, columns: list[Colu
             if seen is not None:
                 seen[path] = entries
 
-        batches = read_range(path, tree_name, columns, s.get("start", 0), s.get("stop", 0), step, part, opened)
+        batches = read_range(path, tree_name, columns, s.get("start", 0), s.get("stop", 0), step, part, opened,
+                             provenance)
         if on_bad_file == "stop":
             yield from batches
             continue

@@ -34,6 +34,7 @@ from topotrigger.ingest.schema import Column, from_json, spark_schema, to_json
 from topotrigger.io import storage
 from topotrigger.io.arrow_writer import TaskOutput, commit, prepare
 from topotrigger.io.delphes import PIPELINE_COLLECTIONS
+from topotrigger.io.provenance import PROVENANCE
 from topotrigger.io.storage import redact
 from topotrigger.io.versions import software_versions
 from topotrigger.runtime.tasks import default_parallelism, run_tasks
@@ -110,10 +111,14 @@ def read_events(spark: "SparkSession", infos: list[plan.FileInfo], tree: str, pa
 
 
 def output_schema() -> pa.Schema:
-    """What Spark would write for the data source's rows plus `sample` (label is the directory)."""
+    """What Spark would write for the data source's rows, their provenance (file, entry, event number) and
+    `sample` (label is the directory)."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    return to_arrow_schema(spark_schema(pipeline_columns())).append(pa.field("sample", pa.string()))
+    schema = to_arrow_schema(spark_schema(pipeline_columns()))
+    for f in PROVENANCE:
+        schema = schema.append(f)
+    return schema.append(pa.field("sample", pa.string()))
 
 
 MANIFEST = "_manifest.json"
@@ -129,7 +134,7 @@ def ingest_task(items: Iterator[dict[str, Any]], root: str, tree: str, columns_j
     bad: dict[str, str] = {}
     try:
         for item in items:
-            for batch in read_slices(item["slices"], tree, columns, step, on_bad_file, seen, bad):
+            for batch in read_slices(item["slices"], tree, columns, step, on_bad_file, seen, bad, provenance=True):
                 sample = pa.repeat(pa.scalar(item["sample"], pa.string()), batch.num_rows)
                 batch = pa.RecordBatch.from_arrays([*batch.columns, sample], schema=batch.schema.append(schema.field("sample")))
                 output.write(batch.cast(schema), value=item["label"])
@@ -218,7 +223,8 @@ def ingest(cfg: IngestConfig, inputs: list[str], out: str, spark: "SparkSession"
             # The cross-section of the events each sample's files hold (pb), where generate recorded it.
             "cross_sections": cross_sections.from_generator(
                 {s: [p for p in paths if p in entries and p not in bad] for s, paths in by_sample.items()}),
-            "schema": json.loads(spark_schema(pipeline_columns()).add("label", "integer").add("sample", "string").json()),
+            "schema": json.loads(spark_schema(pipeline_columns()).add("source_file", "string").add("source_entry", "long")
+                                 .add("event_number", "long").add("label", "integer").add("sample", "string").json()),
             "seconds": seconds,
             "software": software_versions(),
         })

@@ -6,7 +6,8 @@ Inputs, told apart by their columns:
   own saved scaling; events failing the selection get no score.
 
 Output Parquet, one row per scored event: `file` and `row` (the input Parquet file path and row
-index), `label`, for ingested input also `sample` and `key` (the features stage's event hash), then
+index), where the input has them `source_file`, `source_entry` and `event_number` (`io.provenance`),
+`label`, for ingested input also `sample` and `key` (the features stage's event hash), then
 `score_<class>` per class and `predicted`. The model travels to the executors as bytes in the
 task closure, so executors need no access to the model directory.
 """
@@ -29,6 +30,7 @@ from topotrigger.features.kernels import definitions as d
 from topotrigger.features.scaling import Scaler
 from topotrigger.io import storage
 from topotrigger.io.arrow_writer import write_parquet
+from topotrigger.io.provenance import PROVENANCE
 from topotrigger.io.versions import software_versions
 from topotrigger.modeldir import Scorer, load_model
 from topotrigger.runtime.spark import schemas
@@ -120,7 +122,8 @@ def _input(spark: "SparkSession", path: str, saved: Scorer) -> tuple["DataFrame"
     except Exception as exc:
         raise InputError(f"{path} is not a Parquet dataset ({str(exc).splitlines()[0][:200]})") from None
     position = [F.col("_metadata.file_path").alias("file"), F.col("_metadata.row_index").alias("row")]
-    return _classify(df.select("*", *position), saved, ["file", "row"], path)
+    origin = [c for c in PROVENANCE.names if c in df.columns]  # the ROOT event each row came from
+    return _classify(df.select("*", *position), saved, ["file", "row", *origin], path)
 
 
 def _classify(df: "DataFrame", saved: Scorer, extra: list[str], where: str) -> tuple["DataFrame", str, list[str]]:
