@@ -190,7 +190,7 @@ def ingest(
     partition_bytes: Annotated[int | None, typer.Option(help="Target uncompressed bytes per partition (ingest.partition_bytes).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
-    """Read ROOT files into Spark (the `root` data source) and write Parquet partitioned by label."""
+    """Read ROOT files with uproot in Spark tasks and write Parquet partitioned by label, with each event's file and entry."""
     from topotrigger.ingest.stage import ingest as run_ingest
     from topotrigger.reporting import print_ingest
 

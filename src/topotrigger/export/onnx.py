@@ -2,16 +2,21 @@
 
 The exported graph returns softmax scores. Inputs: `hlf` [batch, 14] float32 and, for the models
 that read particles, `particles` [batch, length, 19] float32 and `lengths` [batch] int64 (the real
-number of particles of each event; rows past it are ignored). The GRU models run their recurrences
-over the padded steps and pick the state at each event's length (see `models.exportable`), which
-gives the packed-sequence results. The export is checked with onnxruntime against PyTorch on a
-dataset before the file is kept.
+number of particles of each event; rows past it are ignored). The features are the unscaled ones
+`features` computes: the model's scaler (min-max HLF, standardised or per-event standardised
+particles) is part of the graph, so the file alone scores events. Its metadata (`metadata_props`)
+names the inputs' features in order, the feature options, the class names and the scaler. A model
+without a saved scaler (trained on a dataset scaled elsewhere) takes scaled inputs, and says so
+(`inputs_scaled`). The GRU models run their recurrences over the padded steps and pick the state
+at each event's length (see `models.exportable`), which gives the packed-sequence results. The export
+is checked with onnxruntime against PyTorch on a dataset before the file is kept.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import subprocess
 import sys
@@ -19,6 +24,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,8 +32,9 @@ from torch import nn
 
 from topotrigger._optional import require
 from topotrigger.errors import InputError
-from topotrigger.features.kernels.definitions import N_HLF
+from topotrigger.features.kernels.definitions import HLF_NAMES, N_HLF, PARTICLE_NAMES
 from topotrigger.features.kernels.definitions import N_PARTICLE_FEATURES as N_FEATURES
+from topotrigger.features.scaling import Scaler
 from topotrigger.io.atomic import atomic_path, write_json
 from topotrigger.modeldir import is_spark_model
 from topotrigger.train.data import ParquetEvents, validation_source
@@ -38,15 +45,42 @@ TOLERANCE = 1e-5
 
 
 class _Scores(nn.Module):
-    def __init__(self, model: nn.Module, particles: bool) -> None:
+    """Scaling (the `Scaler`'s arithmetic, in torch), the model and the softmax in one graph."""
+
+    lo: torch.Tensor
+    span: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, model: nn.Module, particles: bool, scaler: dict[str, Any] | None) -> None:
         super().__init__()
-        self.model, self.particles = model, particles
+        self.model, self.particles, self.scaled = model, particles, scaler is None
+        scaler = scaler or {"hlf_min": [0.0] * N_HLF, "hlf_max": [1.0] * N_HLF,
+                            "particle_mean": [0.0] * N_FEATURES, "particle_std": [1.0] * N_FEATURES}
+        lo, hi = np.asarray(scaler["hlf_min"], np.float64), np.asarray(scaler["hlf_max"], np.float64)
+        self.register_buffer("lo", torch.tensor(lo, dtype=torch.float32))
+        self.register_buffer("span", torch.tensor(np.where(hi > lo, hi - lo, 1.0), dtype=torch.float32))
+        self.register_buffer("mean", torch.tensor(scaler["particle_mean"], dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(scaler["particle_std"], dtype=torch.float32))
+        self.per_event = bool(scaler.get("per_event", False))
 
     def forward(self, hlf: torch.Tensor, particles: torch.Tensor | None = None,
                 lengths: torch.Tensor | None = None) -> torch.Tensor:
         if not self.particles:  # keep the graph's inputs to what the model reads
             particles = torch.zeros(hlf.shape[0], 1, N_FEATURES, dtype=hlf.dtype)
             lengths = torch.ones(hlf.shape[0], dtype=torch.int64)
+        assert particles is not None and lengths is not None
+        if not self.scaled:
+            hlf = (hlf - self.lo) / self.span
+            if self.particles and self.per_event:  # each event's own mean and std over its real rows
+                real = (torch.arange(particles.shape[1])[None, :] < lengths[:, None]).unsqueeze(-1).to(particles.dtype)
+                n = torch.clamp(lengths, min=1).to(particles.dtype)[:, None, None]
+                mean = (particles * real).sum(dim=1, keepdim=True) / n
+                var = torch.clamp((particles * particles * real).sum(dim=1, keepdim=True) / n - mean * mean, min=0.0)
+                std = torch.sqrt(var)
+                particles = (particles - mean) / torch.where(std > 0, std, torch.ones_like(std))
+            elif self.particles:
+                particles = (particles - self.mean) / self.std
         return torch.softmax(self.model(hlf, particles, lengths), dim=1)
 
 
@@ -59,7 +93,7 @@ class ExportResult:
 
 def _export(model_dir: str, path: str) -> None:
     saved = SavedModel.load(model_dir)
-    wrapper = _Scores(exportable(saved.module), saved.uses_particles).eval()
+    wrapper = _Scores(exportable(saved.module), saved.uses_particles, saved.info.scaler).eval()
     names = ["hlf", "particles", "lengths"] if saved.uses_particles else ["hlf"]
     batch, length = torch.export.Dim("batch"), torch.export.Dim("length")
     shapes = {"hlf": {0: batch}}
@@ -73,6 +107,20 @@ def _export(model_dir: str, path: str) -> None:
         if program is None:
             raise RuntimeError("torch.onnx.export returned no program")
         program.save(path)
+    _describe(path, saved)
+
+
+def _describe(path: str, saved: SavedModel) -> None:
+    """The file's own account of its inputs and outputs (ONNX `metadata_props`)."""
+    import onnx
+
+    model = onnx.load(path)
+    props = {"topotrigger_model": saved.name, "class_names": json.dumps(saved.info.class_names()),
+             "hlf_names": json.dumps(list(HLF_NAMES)), "particle_names": json.dumps(list(PARTICLE_NAMES)),
+             "inputs_scaled": json.dumps(saved.info.scaler is None), "scaler": json.dumps(saved.info.scaler),
+             "feature_options": json.dumps(saved.info.feature_options)}
+    onnx.helper.set_model_props(model, props)
+    onnx.save(model, path)
 
 
 def _example(particles: bool) -> tuple[torch.Tensor, ...]:
@@ -110,9 +158,10 @@ def export_onnx(model_dir: str, out: str | None = None, data: str | None = None)
         with torch.no_grad():
             for b in reference:
                 expected = torch.softmax(saved.module(b.hlf, b.particles, b.lengths), dim=1).numpy()
-                feed = {"hlf": b.hlf.numpy()}
+                hlf, particles = raw_inputs(saved.info.scaler, b.hlf.numpy(), b.particles.numpy())
+                feed = {"hlf": hlf}
                 if saved.uses_particles:
-                    feed |= {"particles": b.particles.numpy(), "lengths": b.lengths.numpy()}
+                    feed |= {"particles": particles, "lengths": b.lengths.numpy()}
                 got = session.run(None, feed)[0]
                 worst = max(worst, float(np.abs(got - expected).max()))
                 checked += len(expected)
@@ -123,6 +172,19 @@ def export_onnx(model_dir: str, out: str | None = None, data: str | None = None)
                                                 "checked_on": data, "events_checked": checked,
                                                 "max_abs_diff": worst, "onnx_opset": _opset(path)})
     return ExportResult(path, checked, worst)
+
+
+def raw_inputs(scaler: dict[str, Any] | None, hlf: np.ndarray, particles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unscaled features of scaled ones (what the graph takes). Per-event standardisation cannot be
+    undone, and needs not be: standardising standardised rows again gives the same rows."""
+    if scaler is None:
+        return hlf, particles
+    scale = Scaler(**scaler)
+    raw_hlf = scale.inverse_hlf(hlf.astype(np.float64)).astype(np.float32)
+    if scale.per_event:
+        return raw_hlf, particles
+    raw = particles.astype(np.float64) * np.asarray(scale.particle_std) + np.asarray(scale.particle_mean)
+    return raw_hlf, raw.astype(np.float32)
 
 
 @contextlib.contextmanager
