@@ -6,8 +6,13 @@ as a DataFrame written by Spark's Parquet writer; (b) one process: uproot -> pya
 the same reader code; (c) Spark count() only through the data source. Reports events/s, events/s per
 core, and the peak RSS of each Python worker (sampled from /proc while the job runs).
 
-Usage: python benchmarks/bench_ingest.py --data DIR [--events-per-class N] [--target-mb MB]
-DIR is filled once with `topotrigger generate` (fast profile), then files are copied until the
+(d) with --peer: the `root` source against the `pyspark-root-datasource` package (a Spark 4 Python data
+source for ROOT on uproot; `pip install pyspark-root-datasource`, benchmark only), same files, same
+branches (the pipeline's), same Spark settings, each read forced whole by Spark's `noop` writer: once
+with one partition per file for both, once with each source's own planning.
+
+Usage: python benchmarks/bench_ingest.py --data DIR [--events-per-class N] [--target-mb MB] [--peer]
+DIR is filled once with `topotrigger generate` (default profile), then files are copied until the
 data set reaches --target-mb.
 """
 
@@ -57,6 +62,64 @@ else:
 print(json.dumps({"events": n, "seconds": time.perf_counter() - start}))
 spark.stop()
 """
+
+PEER_JOB = r"""
+import json, sys, time
+from topotrigger.config import SparkConfig
+from topotrigger.runtime import get_spark
+from topotrigger.io.delphes import PIPELINE_COLLECTIONS
+from pyspark_root_datasource.datasource import UprootDataSource
+
+class Peer(UprootDataSource):  # both call themselves "root"
+    @classmethod
+    def name(cls):
+        return "rootpeer"
+
+master, files, source, planning, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+spark = get_spark(SparkConfig(master=master, driver_memory="4g", conf={"spark.ui.enabled": "false"}), out + ".run")
+spark.dataSource.register(Peer)
+spark.range(1).count()  # warm the Python workers before timing
+branches = [f"{c}.{f}" for c, fields in PIPELINE_COLLECTIONS.items() for f in fields]
+if source == "ours":
+    reader = spark.read.format("root").option("tree", "Delphes").option("branches", ",".join(branches))
+    if planning == "per-file":
+        reader = reader.option("plan", json.dumps([[{"path": f, "start": 0, "stop": 0, "part": 0, "parts": 1}] for f in files]))
+    df = reader.load(files)
+else:
+    reader = (spark.read.format("rootpeer").option("tree", "Delphes").option("columns", ",".join(branches))
+              .option("path", ",".join(files)))
+    if planning == "per-file":
+        reader = reader.option("step_size", str(10**9))
+    df = reader.load()
+partitions = df.rdd.getNumPartitions()
+start = time.perf_counter()
+df.write.format("noop").mode("overwrite").save()
+seconds = time.perf_counter() - start
+print(json.dumps({"events": df.count(), "seconds": seconds, "partitions": partitions}))
+spark.stop()
+"""
+
+
+def run_peer(master: str, files: list[str], source: str, planning: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        result, rss = run_sampling_rss([PEER_JOB, master, json.dumps(files), source, planning, f"{tmp}/out"])
+    return result | {"peak_worker_rss_mb": rss}
+
+
+def compare_with_peer(files: list[str], master: str = "local[2]") -> dict:
+    """Events/s of both sources, both plannings, printed side by side."""
+    rows = {f"{source} {planning}": run_peer(master, files, source, planning)
+            for planning in ("per-file", "own") for source in ("ours", "peer")}
+    print(f"{'source, planning':20} {'partitions':>10} {'events':>8} {'s':>7} {'ev/s':>8} {'peak RSS MB':>11}")
+    for name, r in rows.items():
+        print(f"{name:20} {r['partitions']:10d} {r['events']:8d} {r['seconds']:7.1f} {r['events'] / r['seconds']:8.0f} "
+              f"{r['peak_worker_rss_mb']:11.0f}")
+    for planning in ("per-file", "own"):
+        ours, peer = rows[f"ours {planning}"], rows[f"peer {planning}"]
+        if ours["events"] != peer["events"]:
+            raise RuntimeError(f"the sources read different event counts: {ours['events']} vs {peer['events']}")
+        print(f"{planning}: ours / peer = {peer['seconds'] / ours['seconds']:.2f}x")
+    return rows
 
 
 def python_worker_rss() -> dict[int, int]:
@@ -149,8 +212,14 @@ def main() -> None:
     parser.add_argument("--target-mb", type=int, default=300)
     parser.add_argument("--partition-mb", type=int, default=128, help="uncompressed MB per Spark partition")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--peer", action="store_true", help="only the comparison with pyspark-root-datasource")
     args = parser.parse_args()
     files = prepare(args.data, args.events_per_class, args.target_mb)
+    if args.peer:
+        result = compare_with_peer(files)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2))
+        return
     total_mb = sum(os.path.getsize(f) for f in files) / 2**20
     print(f"{len(files)} files, {total_mb:.0f} MB, partitions of {args.partition_mb} MB uncompressed", flush=True)
     rows = {"files": len(files), "megabytes": total_mb}

@@ -75,7 +75,8 @@ def test_same_seed_same_datasets_and_anchor_layout(spark, ingested: Path, compac
     anchor = ingested.parent / "anchor"
     features(FeaturesConfig(seed=5, layout="anchor"), str(ingested), str(anchor), spark)
     df = spark.read.parquet(str(anchor / "test"))
-    assert df.columns == ["HLF_input", "GRU_input", "encoded_label", "label"]
+    # The public 2020 columns, then where each event came from.
+    assert df.columns == ["HLF_input", "GRU_input", "encoded_label", "label", "source_file", "source_entry", "event_number"]
     rows, ref = df.collect(), load(spark, compact / "test")
     for row, expected in zip(rows, ref):
         assert len(row.HLF_input) == d.N_HLF and len(row.GRU_input) == d.MAX_PARTICLES

@@ -76,7 +76,8 @@ class _Scores(nn.Module):
                 real = (torch.arange(particles.shape[1])[None, :] < lengths[:, None]).unsqueeze(-1).to(particles.dtype)
                 n = torch.clamp(lengths, min=1).to(particles.dtype)[:, None, None]
                 mean = (particles * real).sum(dim=1, keepdim=True) / n
-                var = torch.clamp((particles * particles * real).sum(dim=1, keepdim=True) / n - mean * mean, min=0.0)
+                centred = (particles - mean) * real  # two passes: float32 loses E[x²] − E[x]² to cancellation
+                var = (centred * centred).sum(dim=1, keepdim=True) / n
                 std = torch.sqrt(var)
                 particles = (particles - mean) / torch.where(std > 0, std, torch.ones_like(std))
             elif self.particles:
@@ -157,8 +158,12 @@ def export_onnx(model_dir: str, out: str | None = None, data: str | None = None)
         worst, checked = 0.0, 0
         with torch.no_grad():
             for b in reference:
-                expected = torch.softmax(saved.module(b.hlf, b.particles, b.lengths), dim=1).numpy()
+                # Raw features in, against PyTorch on the same features scaled by the Scaler in NumPy.
                 hlf, particles = raw_inputs(saved.info.scaler, b.hlf.numpy(), b.particles.numpy())
+                lengths = b.lengths.numpy()
+                scaled_hlf, scaled = scaled_inputs(saved.info.scaler, hlf, particles, lengths)
+                expected = torch.softmax(saved.module(torch.from_numpy(scaled_hlf), torch.from_numpy(scaled), b.lengths),
+                                         dim=1).numpy()
                 feed = {"hlf": hlf}
                 if saved.uses_particles:
                     feed |= {"particles": particles, "lengths": b.lengths.numpy()}
@@ -175,8 +180,8 @@ def export_onnx(model_dir: str, out: str | None = None, data: str | None = None)
 
 
 def raw_inputs(scaler: dict[str, Any] | None, hlf: np.ndarray, particles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unscaled features of scaled ones (what the graph takes). Per-event standardisation cannot be
-    undone, and needs not be: standardising standardised rows again gives the same rows."""
+    """Unscaled features of a scaled dataset's (what the graph takes); per-event standardisation cannot
+    be undone, so those particles are taken as they are."""
     if scaler is None:
         return hlf, particles
     scale = Scaler(**scaler)
@@ -185,6 +190,18 @@ def raw_inputs(scaler: dict[str, Any] | None, hlf: np.ndarray, particles: np.nda
         return raw_hlf, particles
     raw = particles.astype(np.float64) * np.asarray(scale.particle_std) + np.asarray(scale.particle_mean)
     return raw_hlf, raw.astype(np.float32)
+
+
+def scaled_inputs(scaler: dict[str, Any] | None, hlf: np.ndarray, particles: np.ndarray,
+                  lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`Scaler`'s transform of padded inputs (batch, length, features), over each event's real rows."""
+    if scaler is None:
+        return hlf, particles
+    scale = Scaler(**scaler)
+    real = np.arange(particles.shape[1])[None, :] < lengths[:, None]
+    out = np.zeros_like(particles, dtype=np.float32)
+    out[real] = scale.transform_particles(particles[real], lengths)
+    return scale.transform_hlf(hlf), out
 
 
 @contextlib.contextmanager
