@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from topotrigger.errors import InputError
 from topotrigger.ingest.schema import Column, is_number
-from topotrigger.io.delphes import leaf_names, missing_branch_message, read_branches, resolve
+from topotrigger.io.delphes import branch_keys, leaf_names, missing_branch_message, read_branches, resolve
 from topotrigger.io.provenance import PROVENANCE
 from topotrigger.io.storage import redact
 
@@ -130,7 +130,7 @@ _EVENT_NUMBER = ("Event.Number", "event")
 def _event_numbers(tree: Any, leaves: set[str], lo: int, hi: int) -> pa.Array:
     for name in _EVENT_NUMBER:
         if name in leaves:
-            value = read_branches(tree, [name], lo, hi)[name]
+            value = read_branches(tree, branch_keys(tree, [name]), lo, hi)[name]
             if value.ndim == 2:  # Delphes: a collection of one Event per entry
                 value = ak.fill_none(ak.firsts(value), -1)
             return pa.array(np.asarray(ak.to_numpy(value)).astype(np.int64))
@@ -152,12 +152,14 @@ def read_range(path: str, tree_name: str, columns: list[Column], start: int, sto
             opened(entries)
         if part is not None:
             start, stop = share(entries, *part)
+        stop = min(stop, entries)
         branches = sorted({b for r in resolved.values() for b in (r.values() if isinstance(r, dict) else [r])})
         leaves = set(leaf_names(tree)) if provenance else set()
+        keys = branch_keys(tree, branches)
         for lo in range(start, stop, step):
             hi = min(stop, lo + step)
             try:
-                raw = read_branches(tree, branches, lo, hi)
+                raw = read_branches(tree, keys, lo, hi)
                 numbers = _event_numbers(tree, leaves, lo, hi) if provenance else None
             except Exception as exc:
                 raise InputError(f"{redact(path)}: entries {lo}-{hi} are unreadable ({_reason(exc)})") from None

@@ -37,25 +37,28 @@ def leaf_names(tree: Any) -> list[str]:
     return names
 
 
-def branches_by_name(tree: Any, names: Sequence[str]) -> dict[str, Any]:
-    """The TBranch of each name, found in one walk over the tree: uproot's own lookup by name walks every
-    branch per name (a minute for a real Delphes file's 1,100 branches)."""
+def branch_keys(tree: Any, names: Sequence[str]) -> dict[str, str]:
+    """Each branch name's full key (`Jet/Jet.PT`) in a TTree, found in one walk: uproot looks a bare name
+    up by walking every branch, per name (a minute for a real Delphes file's 1,100 branches), while a
+    full key goes straight down. RNTuple fields are their own keys."""
+    if not hasattr(tree, "branches"):
+        return {n: n for n in names}
     wanted, found = set(names), {}
-    for key, branch in tree.iteritems(recursive=True):
+    for key in tree.keys(recursive=True):
         leaf = key.rsplit("/", 1)[-1]
         if leaf in wanted and leaf not in found:
-            found[leaf] = branch
+            found[leaf] = key
     return found
 
 
-def read_branches(tree: Any, names: Sequence[str], entry_start: int | None = None,
+def read_branches(tree: Any, keys: Mapping[str, str], entry_start: int | None = None,
                   entry_stop: int | None = None) -> dict[str, ak.Array]:
-    """Branches of a TTree or fields of an RNTuple by their names in the file (never parsed as expressions)."""
-    if not hasattr(tree, "branches"):  # RNTuple
-        raw = tree.arrays(filter_name=list(names), entry_start=entry_start, entry_stop=entry_stop)
-        return {n: (raw[n.split(".", 1)[0]][n.split(".", 1)[1]] if "." in n else raw[n]) for n in names}
-    return {n: b.array(entry_start=entry_start, entry_stop=entry_stop, library="ak")
-            for n, b in branches_by_name(tree, names).items()}
+    """{name: array} of the branches (`branch_keys`) of a TTree or the fields of an RNTuple, in one read."""
+    if not hasattr(tree, "branches"):  # RNTuple: `C.F` is field F of the record list C
+        raw = tree.arrays(filter_name=list(keys.values()), entry_start=entry_start, entry_stop=entry_stop)
+        return {n: (raw[k.split(".", 1)[0]][k.split(".", 1)[1]] if "." in k else raw[k]) for n, k in keys.items()}
+    raw = tree.arrays(list(keys.values()), entry_start=entry_start, entry_stop=entry_stop, library="ak")
+    return {n: raw[k] for n, k in keys.items()}
 
 
 def resolve(tree: Any, collection: str, fields: Sequence[str], file: str = "",
@@ -99,7 +102,7 @@ def read_collections(
     available = set(leaf_names(tree))
     resolved = {c: resolve(tree, c, fields, file, available)[1] for c, fields in collections.items()}
     branches = sorted({b for mapping in resolved.values() for b in mapping.values()})
-    arrays = read_branches(tree, branches, entry_start, entry_stop)
+    arrays = read_branches(tree, branch_keys(tree, branches), entry_start, entry_stop)
     return ak.zip(
         {c: ak.zip({field: arrays[branch] for field, branch in mapping.items()}) for c, mapping in resolved.items()},
         depth_limit=1,
