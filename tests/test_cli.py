@@ -35,6 +35,9 @@ def test_help_lists_stage_commands(capsys: pytest.CaptureFixture[str]) -> None:
     (("generate", "--profile", "slow"), "generate.profile"),
     (("train", "--model", "bdt"), "train.model"),
     (("features", "--layout", "wide"), "features.layout"),
+    (("train", "--epochs", "0"), "train.epochs"),       # 0 used to fall back to the default and train
+    (("train", "--lr", "0"), "train.lr"),
+    (("train", "--batch-size", "0"), "train.batch_size"),
 ])
 def test_user_errors_are_one_line_exit_2(capsys: pytest.CaptureFixture[str], args: tuple[str, ...], needle: str) -> None:
     code, _, err = run_cli(capsys, *args)
@@ -67,3 +70,37 @@ def test_an_unreachable_spark_connect_endpoint_is_one_line(capsys: pytest.Captur
                            "--out", str(tmp_path / "out"))
     assert code == 2 and err.startswith("error: cannot reach the Spark Connect endpoint 127.0.0.1:1")
     assert err.strip().count("\n") == 0
+
+
+def test_gpu_without_cuda_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    code, _, err = run_cli(capsys, "--run-dir", str(tmp_path), "train", "--gpu", "--epochs", "1")
+    assert code == 2 and err.startswith("error: --gpu: no CUDA device") and err.strip().count("\n") == 0
+
+
+def test_an_explicit_out_keeps_spark_scratch_out_of_the_working_directory(tmp_path: Path) -> None:
+    from topotrigger.cli import scratch_dir
+    from topotrigger.config import load_config
+
+    default = load_config()
+    assert scratch_dir(default) == Path("runs/demo")           # no --out: the run directory
+    elsewhere = scratch_dir(default, str(tmp_path / "gen"))
+    assert elsewhere.is_dir() and not str(elsewhere).startswith("runs")
+    chosen = load_config(overrides={"run_dir": str(tmp_path / "run")})
+    assert scratch_dir(chosen, str(tmp_path / "gen")) == tmp_path / "run"
+
+
+def test_global_options_after_the_command() -> None:
+    from topotrigger.cli import global_options_first
+
+    assert global_options_first(["run", "--master", "local[2]", "--force", "train"]) == ["--master", "local[2]", "run", "--force", "train"]
+    assert global_options_first(["-v", "train", "--run-dir=x", "--epochs", "2"]) == ["-v", "--run-dir=x", "train", "--epochs", "2"]
+    assert global_options_first(["--config", "a.toml", "cluster", "start", "-c", "b.toml"]) == ["--config", "a.toml", "-c", "b.toml", "cluster", "start"]
+
+
+def test_a_bad_master_after_the_command_is_the_same_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "run", "--master", "nonsense://x")
+    assert code == 2 and "spark.master" in err

@@ -7,8 +7,11 @@ and exit 2; anything else is a bug and keeps its traceback (exit 1).
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -137,10 +140,21 @@ def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
-def _spark(state: State, cfg: Config) -> SparkSession:
+def _spark(state: State, cfg: Config, out: object = None) -> SparkSession:
     from topotrigger.runtime import get_spark
 
-    return get_spark(cfg.spark, cfg.run_dir, verbose=state.verbose)
+    return get_spark(cfg.spark, scratch_dir(cfg, out), verbose=state.verbose)
+
+
+def scratch_dir(cfg: Config, out: object = None) -> Path:
+    """Where Spark keeps its scratch: the run directory, unless a stage writes to an explicit `--out`
+    and no run directory was chosen: then a temporary directory removed at exit, so that
+    `generate --out X` does not leave `runs/demo/spark` wherever it was started."""
+    if out is None or cfg.run_dir != Config.model_fields["run_dir"].default:
+        return Path(cfg.run_dir)
+    tmp = Path(tempfile.mkdtemp(prefix="topotrigger-spark-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    return tmp
 
 
 @app.command()
@@ -164,7 +178,7 @@ def generate(
                           "generate.pileup": pileup, "generate.seed": seed, "generate.files_per_class": files_per_class})
     if reference is not None and not reference.is_file():  # before Spark starts
         raise MissingInputError(f"reference file not found: {reference}")
-    result = run_generate(cfg.generate, out or cfg.run_dir / "generate", _spark(state, cfg),
+    result = run_generate(cfg.generate, out or cfg.run_dir / "generate", _spark(state, cfg, out),
                           reference=str(reference) if reference else None)
     print_generate(console, result)
 
@@ -198,7 +212,7 @@ def ingest(
     cfg = state.config(**{"ingest.tree": tree, "ingest.label_map": _label_map(label_map), "ingest.on_bad_file": on_bad_file,
                           "ingest.partition_bytes": partition_bytes})
     inputs = input or [str(cfg.run_dir / "generate" / c) for c in cfg.generate.classes]
-    result = run_ingest(cfg.ingest, inputs, out or str(cfg.run_dir / "ingest"), _spark(state, cfg), overwrite, label)
+    result = run_ingest(cfg.ingest, inputs, out or str(cfg.run_dir / "ingest"), _spark(state, cfg, out), overwrite, label)
     print_ingest(console, result)
 
 
@@ -237,7 +251,7 @@ def features(
                           "features.seed": seed, "features.per_event_standardisation": per_event_standardisation})
     options = FeatureOptions(mt_without_sqrt, lepton_choice_by_eta, legacy_isolation)
     result = run_features(cfg.features, input or str(cfg.run_dir / "ingest"), out or str(cfg.run_dir / "features"),
-                          _spark(state, cfg), overwrite, options, scaling)
+                          _spark(state, cfg, out), overwrite, options, scaling)
     print_features(console, result)
 
 
@@ -322,8 +336,11 @@ def train(
     if model is not None and model not in (*MODELS, *SPARK_MODELS):
         raise UserError(f"unknown model {model!r} (train.model); available: {', '.join((*MODELS, *SPARK_MODELS))}")
     tuned = _read_params(params)
-    cfg = state.config(**{"train.model": model or tuned.get("model"), "train.epochs": epochs or tuned.get("epochs"),
-                          "train.batch_size": batch_size or tuned.get("batch_size"), "train.lr": lr or tuned.get("lr"),
+    def given(option: Any, key: str) -> Any:  # an explicit 0 is a value (refused by the config), not "unset"
+        return option if option is not None else tuned.get(key)
+
+    cfg = state.config(**{"train.model": model or tuned.get("model"), "train.epochs": given(epochs, "epochs"),
+                          "train.batch_size": given(batch_size, "batch_size"), "train.lr": given(lr, "lr"),
                           "train.workers": workers, "train.seed": seed})
     t = cfg.train
     if tuned.get("model") and tuned["model"] != t.model:
@@ -397,7 +414,7 @@ def predict(
 
     state = _state(ctx)
     cfg = state.config()
-    result = run_predict(model, input, out, _spark(state, cfg), overwrite)
+    result = run_predict(model, input, out, _spark(state, cfg, out), overwrite)
     console.print(f"scored {result.events:,} events ({result.layout} input) in {result.seconds:.1f} s -> {result.out}")
 
 
@@ -445,10 +462,42 @@ def run(
     run_pipeline(cfg, lambda: _spark(state, cfg), console, force)
 
 
+# The global options (the callback's), with whether each takes a value. No command has one of these names.
+_GLOBAL_OPTIONS = {"--config": True, "-c": True, "--master": True, "--remote": True, "--run-dir": True,
+                   "--fast-start": False, "--no-fast-start": False, "--verbose": False, "-v": False}
+
+
+def global_options_first(argv: list[str]) -> list[str]:
+    """`topotrigger run --master local[2]` as `topotrigger --master local[2] run`: global options are
+    accepted after the command too."""
+    head: list[str] = []
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):  # global options already in front
+        takes = _GLOBAL_OPTIONS.get(argv[i].split("=", 1)[0], False) and "=" not in argv[i]
+        head += argv[i:i + 1 + takes]
+        i += 1 + takes
+    moved: list[str] = []
+    rest: list[str] = []
+    while i < len(argv):
+        token = argv[i]
+        name = token.split("=", 1)[0]
+        if token == "--":
+            rest += argv[i:]
+            break
+        if name in _GLOBAL_OPTIONS:
+            takes = _GLOBAL_OPTIONS[name] and "=" not in token
+            moved += argv[i:i + 1 + takes]
+            i += 1 + takes
+            continue
+        rest.append(token)
+        i += 1
+    return head + moved + rest
+
+
 def main(argv: list[str] | None = None) -> None:
     # Typer handles usage errors (exit 2) and --help itself; our user errors become one line.
     try:
-        app(args=argv, prog_name="topotrigger")
+        app(args=global_options_first(list(sys.argv[1:] if argv is None else argv)), prog_name="topotrigger")
     except UserError as exc:
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -100,4 +100,9 @@ def train_model(settings: TrainSettings, data_dir: str, out_dir: str, workers: i
         return train_spark_model(settings.model, settings.params, data_dir, out_dir, session(), inputs, settings.seed)
     if inputs != "hlf":
         raise ConfigError(f"--inputs is for the Spark models; {settings.model} reads its inputs from the dataset")
+    if gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("--gpu: no CUDA device is available to this process (torch.cuda.is_available() is false)")
     return train(settings, data_dir, out_dir, workers, session() if workers > 1 else None, resume, gpu)
