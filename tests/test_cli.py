@@ -104,3 +104,23 @@ def test_global_options_after_the_command() -> None:
 def test_a_bad_master_after_the_command_is_the_same_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, "run", "--master", "nonsense://x")
     assert code == 2 and "spark.master" in err
+
+
+@pytest.mark.parametrize("stage", ["ingest", "features", "predict"])
+def test_paths_are_checked_before_spark_starts(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch, stage: str) -> None:
+    """A missing input and an existing output end before any Spark session is asked for."""
+    import topotrigger.cli as cli
+
+    def no_spark(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Spark was started before the path checks")
+
+    monkeypatch.setattr(cli, "_spark", no_spark)
+    (tmp_path / "exists").mkdir()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "x.root").write_bytes(b"")  # only its name is looked at before Spark
+    extra = ["--model", str(tmp_path)] if stage == "predict" else []
+    code, _, err = run_cli(capsys, stage, "--input", str(tmp_path / "missing"), "--out", str(tmp_path / "new"), *extra)
+    assert code == 2 and "missing" in err and ("not found" in err or "no such" in err.lower())
+    code, _, err = run_cli(capsys, stage, "--input", str(tmp_path / "in"), "--out", str(tmp_path / "exists"), *extra)
+    assert code == 2 and "exists" in err

@@ -146,6 +146,22 @@ def _spark(state: State, cfg: Config, out: object = None) -> SparkSession:
     return get_spark(cfg.spark, scratch_dir(cfg, out), verbose=state.verbose)
 
 
+def _check_paths(out: str, overwrite: bool, marker: str, inputs: list[str], root_files: bool = False) -> None:
+    """A missing input or an existing output (`marker`: the stage's manifest), before the JVM starts
+    (tens of seconds on a small machine)."""
+    from topotrigger.io import storage
+
+    if root_files:
+        from topotrigger.ingest.paths import expand
+
+        expand(inputs)  # every input path must exist and hold ROOT files
+    else:
+        for path in inputs:
+            if not storage.exists(storage.absolute(path)):
+                raise MissingInputError(f"input not found: {storage.redact(path)}")
+    storage.check_output(storage.absolute(out), overwrite, marker)
+
+
 def scratch_dir(cfg: Config, out: object = None) -> Path:
     """Where Spark keeps its scratch: the run directory, unless a stage writes to an explicit `--out`
     and no run directory was chosen: then a temporary directory removed at exit, so that
@@ -205,6 +221,7 @@ def ingest(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """Read ROOT files with uproot in Spark tasks and write Parquet partitioned by label, with each event's file and entry."""
+    from topotrigger.ingest.stage import MANIFEST as INGEST_MANIFEST
     from topotrigger.ingest.stage import ingest as run_ingest
     from topotrigger.reporting import print_ingest
 
@@ -212,7 +229,9 @@ def ingest(
     cfg = state.config(**{"ingest.tree": tree, "ingest.label_map": _label_map(label_map), "ingest.on_bad_file": on_bad_file,
                           "ingest.partition_bytes": partition_bytes})
     inputs = input or [str(cfg.run_dir / "generate" / c) for c in cfg.generate.classes]
-    result = run_ingest(cfg.ingest, inputs, out or str(cfg.run_dir / "ingest"), _spark(state, cfg, out), overwrite, label)
+    target = out or str(cfg.run_dir / "ingest")
+    _check_paths(target, overwrite, INGEST_MANIFEST, inputs, root_files=True)
+    result = run_ingest(cfg.ingest, inputs, target, _spark(state, cfg, out), overwrite, label)
     print_ingest(console, result)
 
 
@@ -235,6 +254,7 @@ def features(
 ) -> None:
     """Select events and build scaled HLF + particle features; balanced, seeded train/val/test Parquet."""
     from topotrigger.features.kernels.definitions import FeatureOptions
+    from topotrigger.features.stage import MANIFEST as FEATURES_MANIFEST
     from topotrigger.features.stage import features as run_features
     from topotrigger.modeldir import saved_scaling
     from topotrigger.reporting import print_features
@@ -250,8 +270,9 @@ def features(
                           "features.val_fraction": val_fraction, "features.balance": balance,
                           "features.seed": seed, "features.per_event_standardisation": per_event_standardisation})
     options = FeatureOptions(mt_without_sqrt, lepton_choice_by_eta, legacy_isolation)
-    result = run_features(cfg.features, input or str(cfg.run_dir / "ingest"), out or str(cfg.run_dir / "features"),
-                          _spark(state, cfg, out), overwrite, options, scaling)
+    source, target = input or str(cfg.run_dir / "ingest"), out or str(cfg.run_dir / "features")
+    _check_paths(target, overwrite, FEATURES_MANIFEST, [source])
+    result = run_features(cfg.features, source, target, _spark(state, cfg, out), overwrite, options, scaling)
     print_features(console, result)
 
 
@@ -410,10 +431,12 @@ def predict(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """Batch inference on Spark; ingested events go through selection, features and the model's scaling."""
+    from topotrigger.predict.stage import MANIFEST as PREDICT_MANIFEST
     from topotrigger.predict.stage import predict as run_predict
 
     state = _state(ctx)
     cfg = state.config()
+    _check_paths(out, overwrite, PREDICT_MANIFEST, [input, model])
     result = run_predict(model, input, out, _spark(state, cfg, out), overwrite)
     console.print(f"scored {result.events:,} events ({result.layout} input) in {result.seconds:.1f} s -> {result.out}")
 
