@@ -377,8 +377,11 @@ def train(
         log_train(mlflow, cfg.run_dir, model_dir, history, t.workers)
     last = history["epochs"][-1] if history["epochs"] else None
     if last:
+        from topotrigger.modeldir import read_info
+
+        names = read_info(model_dir).class_names()
         console.print(f"{t.model}: val accuracy {last['val_accuracy']:.3f}, val AUC "
-                      + ", ".join(f"{a:.3f}" for a in last["val_auc"]))
+                      + ", ".join(f"{c} {a:.3f}" for c, a in zip(names, last["val_auc"])))
 
 
 def _model_dirs(models: list[str] | None, cfg: Config) -> list[str]:

@@ -25,7 +25,9 @@ class PythiaSource:
         decays, W and top, but not of hadron decays)."""
         pythia8mc = require("pythia8mc")
         self._pythia = pythia8mc.Pythia("", False)
-        for line in settings:
+        # Pythia's warnings ("weight above unity", "maximum increased") are its own bookkeeping, printed
+        # from the executors into the middle of the user's log; failed events are skipped and counted.
+        for line in ["Print:errors = off", *settings]:
             if not self._pythia.readString(line):
                 raise ValueError(f"Pythia rejected the setting {line!r}")
         if not self._pythia.init():

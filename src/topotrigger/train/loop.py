@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +23,9 @@ import torch
 from torch import nn
 
 from topotrigger.errors import ConfigError, UserError
+from topotrigger.io import storage
 from topotrigger.io.atomic import atomic_path, remove_stale_temporaries, write_json
+from topotrigger.modeldir import class_names
 from topotrigger.train.data import ParquetEvents, validation_source
 from topotrigger.train.metrics import classification_metrics
 from topotrigger.train.models import USES_PARTICLES, build_model, model_params
@@ -116,6 +119,7 @@ class _State:
     start_epoch: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     validation: str = "val/"
+    classes: list[str] = field(default_factory=lambda: class_names(None))
 
     @property
     def checkpoint(self) -> Path:
@@ -166,7 +170,8 @@ def _train_epoch(run: _State, train: ParquetEvents, epoch: int, device: torch.de
     model.train()
     seen, total_loss, t0 = 0, 0.0, time.perf_counter()
     join = model.join() if isinstance(model, nn.parallel.DistributedDataParallel) else contextlib.nullcontext()
-    progress = _Bar(not quiet and run.rank == 0, f"epoch {epoch}", math.ceil(train.num_events / run.world / settings.batch_size))
+    # A bar only on a terminal: piped (CI, `make demo > log`) it would leave a blank line per epoch.
+    progress = _Bar(not quiet and run.rank == 0 and sys.stdout.isatty(), f"epoch {epoch + 1}", math.ceil(train.num_events / run.world / settings.batch_size))
     with join, progress as bar:
         for batch in train:
             batch = batch.to(device)
@@ -207,10 +212,10 @@ def _end_epoch(run: _State, val: ParquetEvents, epoch: int, seen: int, total_los
     run.save_checkpoint(epoch)
     write_json(run.out / "history.json", run.summary())
     if not quiet:
-        auc = ", ".join(f"{a:.3f}" for a in record["val_auc"])
-        print(f"epoch {epoch}: train loss {record['train_loss']:.4f}, val loss {val_loss:.4f}, "
-              f"val acc {record['val_accuracy']:.3f}, val AUC [{auc}], {record['events_per_s']:.0f} events/s",
-              flush=True)
+        auc = ", ".join(f"{c} {a:.3f}" for c, a in zip(run.classes, record["val_auc"]))
+        print(f"{run.settings.model} epoch {epoch + 1}/{run.settings.epochs}: train loss {record['train_loss']:.4f}, "
+              f"val loss {val_loss:.4f}, val acc {record['val_accuracy']:.3f}, val AUC {auc}, "
+              f"{record['events_per_s']:.0f} events/s", flush=True)
 
 
 def run_training(settings: TrainSettings, data_dir: str, out_dir: str, resume: bool = False, gpu: bool = False,
@@ -219,6 +224,8 @@ def run_training(settings: TrainSettings, data_dir: str, out_dir: str, resume: b
     dataset has no val/); returns the history (same on every rank)."""
     device = _device(gpu)
     run = _setup(settings, Path(out_dir), device)
+    metadata = storage.join(data_dir, "metadata.json")
+    run.classes = class_names(storage.read_json(metadata).get("label_names") if storage.exists(metadata) else None)
     particles = USES_PARTICLES[settings.model]
     # Validation (early stopping, schedule, best weights) never sees test/: that split is evaluate's alone.
     val_path, train_holdout, val_holdout, run.validation = validation_source(data_dir, settings.seed)
