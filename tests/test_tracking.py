@@ -35,3 +35,12 @@ def test_train_and_evaluate_are_logged(synthetic_models, tmp_path: Path) -> None
     logged = {a.path for a in client.list_artifacts(runs["evaluate"].info.run_id)}
     assert {"report.html", "metrics.json", "roc.png"} <= logged
     assert (tmp_path / "mlruns").is_dir()  # artifacts beside the database, not in the working directory
+
+
+def test_the_tracking_uri_falls_back_to_mlflows_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from topotrigger.tracking import tracking_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking_uri(None) is None and tracking_uri("local") == "local"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///x.db")
+    assert tracking_uri(None) == "sqlite:///x.db" and tracking_uri("local") == "local"

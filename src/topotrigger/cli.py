@@ -22,6 +22,7 @@ from rich.console import Console
 from topotrigger import __version__
 from topotrigger.config import Config, load_config
 from topotrigger.errors import ConfigError, MissingInputError, UserError
+from topotrigger.tracking import tracking_uri
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -246,14 +247,13 @@ def features(
     balance: Annotated[str | None, typer.Option(help="undersample or none (features.balance).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of balancing, split and shuffle (features.seed).")] = None,
     per_event_standardisation: Annotated[bool | None, typer.Option("--per-event-standardisation/--no-per-event-standardisation", help="2019 per-event particle scaling (features.per_event_standardisation).")] = None,
-    mt_without_sqrt: Annotated[bool, typer.Option(help="2019 quirk: MT without the square root.")] = False,
-    lepton_choice_by_eta: Annotated[bool, typer.Option(help="2019 quirk: choose electron vs muon by eta.")] = False,
-    legacy_isolation: Annotated[bool, typer.Option(help="2019 quirk: isolation as the 2019 code computed it.")] = False,
+    mt_without_sqrt: Annotated[bool | None, typer.Option("--mt-without-sqrt/--no-mt-without-sqrt", help="2019 quirk: MT without the square root (features.mt_without_sqrt).")] = None,
+    lepton_choice_by_eta: Annotated[bool | None, typer.Option("--lepton-choice-by-eta/--no-lepton-choice-by-eta", help="2019 quirk: choose electron vs muon by eta (features.lepton_choice_by_eta).")] = None,
+    legacy_isolation: Annotated[bool | None, typer.Option("--legacy-isolation/--no-legacy-isolation", help="2019 quirk: isolation as the 2019 code computed it (features.legacy_isolation).")] = None,
     scaling_from: Annotated[str | None, typer.Option(help="A model directory or features output: build the features with its options and scaler (no refit, no balancing unless --balance), every event in test/, for `evaluate --model` on new data.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """Select events and build scaled HLF + particle features; balanced, seeded train/val/test Parquet."""
-    from topotrigger.features.kernels.definitions import FeatureOptions
     from topotrigger.features.stage import MANIFEST as FEATURES_MANIFEST
     from topotrigger.features.stage import features as run_features
     from topotrigger.modeldir import saved_scaling
@@ -268,8 +268,10 @@ def features(
         balance = balance or "none"
     cfg = state.config(**{"features.layout": layout, "features.test_fraction": test_fraction,
                           "features.val_fraction": val_fraction, "features.balance": balance,
-                          "features.seed": seed, "features.per_event_standardisation": per_event_standardisation})
-    options = FeatureOptions(mt_without_sqrt, lepton_choice_by_eta, legacy_isolation)
+                          "features.seed": seed, "features.per_event_standardisation": per_event_standardisation,
+                          "features.mt_without_sqrt": mt_without_sqrt, "features.lepton_choice_by_eta": lepton_choice_by_eta,
+                          "features.legacy_isolation": legacy_isolation})
+    options = cfg.features.options()
     source, target = input or str(cfg.run_dir / "ingest"), out or str(cfg.run_dir / "features")
     _check_paths(target, overwrite, FEATURES_MANIFEST, [source])
     result = run_features(cfg.features, source, target, _spark(state, cfg, out), overwrite, options, scaling)
@@ -316,10 +318,10 @@ def tune(
     result = run_tune(cfg.tune, data or str(cfg.run_dir / "features"), out or str(cfg.run_dir / "tune" / cfg.tune.model),
                       _spark(state, cfg), space, _train_defaults(cfg))
     print_tune(console, result)
-    if mlflow:
+    if (uri := tracking_uri(mlflow or cfg.run.mlflow)) is not None:
         from topotrigger.tracking import log_tune
 
-        log_tune(mlflow, cfg.run_dir, cfg.tune.model_dump(mode="json"), result)
+        log_tune(uri, cfg.run_dir, cfg.tune.model_dump(mode="json"), result)
 
 
 def _train_defaults(cfg: Config) -> TrainSettings:
@@ -371,10 +373,10 @@ def train(
     model_dir = Path(out or cfg.run_dir / "models" / t.model)
     history = train_model(settings, data or str(cfg.run_dir / "features"), str(model_dir), t.workers,
                           lambda: _spark(state, cfg), resume, gpu, inputs)
-    if mlflow:
+    if (uri := tracking_uri(mlflow or cfg.run.mlflow)) is not None:
         from topotrigger.tracking import log_train
 
-        log_train(mlflow, cfg.run_dir, model_dir, history, t.workers)
+        log_train(uri, cfg.run_dir, model_dir, history, t.workers)
     last = history["epochs"][-1] if history["epochs"] else None
     if last:
         from topotrigger.modeldir import read_info
@@ -419,10 +421,10 @@ def evaluate(
                           out or str(cfg.run_dir / "evaluate"), split, spark=lambda: _spark(_state(ctx), cfg),
                           luminosity=settings.luminosity, cross_sections=settings.cross_sections)
     print_evaluate(console, result)
-    if mlflow:
+    if (uri := tracking_uri(mlflow or cfg.run.mlflow)) is not None:
         from topotrigger.tracking import log_evaluate
 
-        log_evaluate(mlflow, cfg.run_dir, result)
+        log_evaluate(uri, cfg.run_dir, result)
 
 
 @app.command()

@@ -11,11 +11,14 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from topotrigger.errors import ConfigError, MissingInputError
+
+if TYPE_CHECKING:
+    from topotrigger.features.kernels.definitions import FeatureOptions
 
 CLASSES: tuple[str, ...] = ("qcd", "ttbar", "wjets")
 DEFAULT_LABELS: dict[str, int] = {name: i for i, name in enumerate(CLASSES)}
@@ -97,6 +100,15 @@ class FeaturesConfig(_Section):
     per_event_standardisation: bool = False
     # A split left without events of some class (tiny inputs): stop with one line, or write it empty.
     on_empty_split: Literal["stop", "write"] = "stop"
+    # The 2019 code's quirks, for comparisons (docs/physics.md); all off in the corrected recipe.
+    mt_without_sqrt: bool = False
+    lepton_choice_by_eta: bool = False
+    legacy_isolation: bool = False
+
+    def options(self) -> "FeatureOptions":
+        from topotrigger.features.kernels.definitions import FeatureOptions
+
+        return FeatureOptions(self.mt_without_sqrt, self.lepton_choice_by_eta, self.legacy_isolation)
 
 
 TrainModel = Literal["hlf", "particle", "inclusive", "transformer", "mllib-rf", "mllib-gbt", "mllib-mlp", "xgboost"]

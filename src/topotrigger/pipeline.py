@@ -27,6 +27,7 @@ from topotrigger.io.atomic import write_json
 from topotrigger.io.manifest import digest
 from topotrigger.io.versions import software_versions
 from topotrigger.modeldir import is_trained
+from topotrigger.tracking import tracking_uri
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -141,7 +142,8 @@ def _features(ctx: Context, out: Path) -> dict[str, Any]:
     from topotrigger.features.stage import features
     from topotrigger.reporting import print_features
 
-    result = features(ctx.cfg.features, str(ctx.root / "ingest"), str(out), ctx.spark(), overwrite=True)
+    result = features(ctx.cfg.features, str(ctx.root / "ingest"), str(out), ctx.spark(), overwrite=True,
+                      options=ctx.cfg.features.options())
     print_features(ctx.console, result)
     return result.counts
 
@@ -156,10 +158,10 @@ def _tune(ctx: Context, out: Path) -> dict[str, Any]:
                              lr=cfg.train.lr, seed=cfg.train.seed)
     result = tune(cfg.tune, ctx.data, str(out / cfg.tune.model), ctx.spark(), defaults=defaults)
     print_tune(ctx.console, result)
-    if cfg.run.mlflow:
+    if (uri := tracking_uri(cfg.run.mlflow)) is not None:
         from topotrigger.tracking import log_tune
 
-        log_tune(cfg.run.mlflow, ctx.root, cfg.tune.model_dump(mode="json"), result)
+        log_tune(uri, ctx.root, cfg.tune.model_dump(mode="json"), result)
     return {"trials": len(result.trials), "failed": sum(t["status"] != "ok" for t in result.trials)}
 
 
@@ -171,10 +173,10 @@ def _train(ctx: Context, out: Path) -> dict[str, Any]:
         history = train_model(ctx.train_settings(model), ctx.data, str(out / model), ctx.cfg.train.workers, ctx.spark)
         best_epoch = min(history["epochs"], key=lambda e: e["val_loss"])
         summary[model] = {"epochs": len(history["epochs"]), "val_accuracy": best_epoch["val_accuracy"]}
-        if ctx.cfg.run.mlflow:
+        if (uri := tracking_uri(ctx.cfg.run.mlflow)) is not None:
             from topotrigger.tracking import log_train
 
-            log_train(ctx.cfg.run.mlflow, ctx.root, out / model, history, ctx.cfg.train.workers)
+            log_train(uri, ctx.root, out / model, history, ctx.cfg.train.workers)
     return summary
 
 
@@ -183,10 +185,10 @@ def _evaluate(ctx: Context, out: Path) -> dict[str, Any]:
 
     result = evaluate([str(ctx.root / "models" / m) for m in ctx.cfg.run.models], ctx.data, str(out), spark=ctx.spark,
                       luminosity=ctx.cfg.evaluate.luminosity, cross_sections=ctx.cfg.evaluate.cross_sections)
-    if ctx.cfg.run.mlflow:
+    if (uri := tracking_uri(ctx.cfg.run.mlflow)) is not None:
         from topotrigger.tracking import log_evaluate
 
-        log_evaluate(ctx.cfg.run.mlflow, ctx.root, result)
+        log_evaluate(uri, ctx.root, result)
     return {m: {"accuracy": r["accuracy"], "auc": r["auc"]} for m, r in result.metrics["models"].items()}
 
 

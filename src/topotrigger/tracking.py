@@ -1,19 +1,25 @@
 """Optional MLflow tracking for `tune`, `train` and `evaluate` (the `mlflow` extra).
 
-`--mlflow URI` logs the stage's parameters, metrics and output files as one MLflow run in the
-experiment "topotrigger". URI `local` means a SQLite store in the run directory
+`--mlflow URI` (or `[run] mlflow`, or the `MLFLOW_TRACKING_URI` environment variable) logs the
+stage's parameters, metrics and output files as one MLflow run in the experiment "topotrigger". URI `local` means a SQLite store in the run directory
 (`RUN_DIR/mlflow.db`, artifacts in `RUN_DIR/mlruns/`): MLflow 3 keeps its plain-file store in
 maintenance mode and refuses it by default, so the local default is a database file instead.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from topotrigger._optional import require
 
 EXPERIMENT = "topotrigger"
+
+
+def tracking_uri(configured: str | None) -> str | None:
+    """The URI to log to: `--mlflow` or `[run] mlflow`, else MLflow's own `MLFLOW_TRACKING_URI`, else none."""
+    return configured or os.environ.get("MLFLOW_TRACKING_URI") or None
 
 
 def resolve_uri(uri: str, run_dir: Path) -> str:
