@@ -127,14 +127,12 @@ def share(entries: int, part: int, parts: int) -> tuple[int, int]:
 _EVENT_NUMBER = ("Event.Number", "event")
 
 
-def _event_numbers(tree: Any, leaves: set[str], lo: int, hi: int) -> pa.Array:
-    for name in _EVENT_NUMBER:
-        if name in leaves:
-            value = read_branches(tree, branch_keys(tree, [name]), lo, hi)[name]
-            if value.ndim == 2:  # Delphes: a collection of one Event per entry
-                value = ak.fill_none(ak.firsts(value), -1)
-            return pa.array(np.asarray(ak.to_numpy(value)).astype(np.int64))
-    return pa.nulls(hi - lo, pa.int64())
+def _event_numbers(value: ak.Array | None, n: int) -> pa.Array:
+    if value is None:
+        return pa.nulls(n, pa.int64())
+    if value.ndim == 2:  # Delphes: a collection of one Event per entry
+        value = ak.fill_none(ak.firsts(value), -1)
+    return pa.array(np.asarray(ak.to_numpy(value)).astype(np.int64))
 
 
 def read_range(path: str, tree_name: str, columns: list[Column], start: int, stop: int,
@@ -154,23 +152,23 @@ def read_range(path: str, tree_name: str, columns: list[Column], start: int, sto
             start, stop = share(entries, *part)
         stop = min(stop, entries)
         branches = sorted({b for r in resolved.values() for b in (r.values() if isinstance(r, dict) else [r])})
-        leaves = set(leaf_names(tree)) if provenance else set()
-        keys = branch_keys(tree, branches)
+        # The event number, if the file records one, is read in the same call as the columns.
+        number = next((n for n in _EVENT_NUMBER if n in leaf_names(tree)), None) if provenance else None
+        keys = branch_keys(tree, branches + ([number] if number else []))
+        where = pa.scalar(redact(path), pa.string())
         for lo in range(start, stop, step):
             hi = min(stop, lo + step)
             try:
                 raw = read_branches(tree, keys, lo, hi)
-                numbers = _event_numbers(tree, leaves, lo, hi) if provenance else None
             except Exception as exc:
                 raise InputError(f"{redact(path)}: entries {lo}-{hi} are unreadable ({_reason(exc)})") from None
             chunk = {name: ({f: raw[b] for f, b in r.items()} if isinstance(r, dict) else raw[r])
                      for name, r in resolved.items()}
             batch = to_record_batch(chunk, columns)
-            if numbers is not None:
-                where = pa.array([redact(path)] * (hi - lo), pa.string())
-                batch = pa.RecordBatch.from_arrays(
-                    [*batch.columns, where, pa.array(np.arange(lo, hi, dtype=np.int64)), numbers],
-                    [*batch.schema.names, *PROVENANCE.names])
+            if provenance:
+                origin = [pa.repeat(where, hi - lo), pa.array(np.arange(lo, hi, dtype=np.int64)),
+                          _event_numbers(raw[number] if number else None, hi - lo)]
+                batch = pa.RecordBatch.from_arrays([*batch.columns, *origin], [*batch.schema.names, *PROVENANCE.names])
             yield batch
 
 

@@ -248,7 +248,7 @@ def infer_columns(tree: Any, patterns: list[str] | None = None, strict: bool = T
     counters |= {n[1:] for n in names if re.fullmatch(r"n[A-Za-z]\w*", n)}
     grouped: dict[str, list[tuple[str, str, str]]] = {}
     others: list[Column] = []
-    selected: set[str] = set()
+    selected: list[tuple[str, str, str]] = []  # (own name, `C.F`, collection) of each branch taken
     for b in branches:
         element = _element_of(b)  # the type of one item when the branch holds a list per entry
         parts = split_name(b.name, counters) if element else None
@@ -268,10 +268,11 @@ def infer_columns(tree: Any, patterns: list[str] | None = None, strict: bool = T
             continue  # references only when named exactly
         if parts:
             grouped.setdefault(parts[0], []).append((parts[1], element or b.dtype, own))
+            selected.append((own, f"{parts[0]}.{parts[1]}", parts[0]))
         else:
             dtype = ArrayType(_SPARK_TYPES[b.dtype]).json() if b.jagged else b.dtype
             others.append(Column(own.replace(".", "_"), dtype, source=own))
-        selected.add(own)
+            selected.append((own, own, own))
     # An integer branch named like a collection is its counter (Delphes writes one): the list length says it.
     others = [c for c in others if not (c.name in grouped and c.dtype and "int" in c.dtype)]
     columns = [Column(name, None, tuple((f, t) for f, t, _ in fields), sources=tuple(s for _, _, s in fields))
@@ -281,16 +282,10 @@ def infer_columns(tree: Any, patterns: list[str] | None = None, strict: bool = T
         twice = sorted({n for n in taken if taken.count(n) > 1})
         raise InputError(f"branches {', '.join(twice)} would give two columns of the same name: select one with branches=")
     if patterns:
-        missing = [p for p in patterns if not any(_wanted([p], *_names_of(b, counters)) for b in branches
-                                                  if b.name in selected)]
+        missing = [p for p in patterns if not any(_wanted([p], *names) for names in selected)]
         if missing:
             raise KeyError(missing[0])
     return columns
-
-
-def _names_of(b: Branch, counters: set[str]) -> tuple[str, str, str]:
-    parts = split_name(b.name, counters)
-    return (b.name, f"{parts[0]}.{parts[1]}", parts[0]) if parts else (b.name, b.name, b.name)
 
 
 def _element_of(b: Branch) -> str:
