@@ -9,7 +9,9 @@ core, and the peak RSS of each Python worker (sampled from /proc while the job r
 (d) with --peer: the `root` source against the `pyspark-root-datasource` package (a Spark 4 Python data
 source for ROOT on uproot; `pip install pyspark-root-datasource`, benchmark only), same files, same
 branches (the pipeline's), same Spark settings, each read forced whole by Spark's `noop` writer: once
-with one partition per file for both, once with each source's own planning.
+with one partition per file for all, once with each source's own planning. Ours twice: collections as
+`array<struct>` columns (its default) and `nested=false`, one array column per branch, which is the
+peer's output.
 
 Usage: python benchmarks/bench_ingest.py --data DIR [--events-per-class N] [--target-mb MB] [--peer]
 DIR is filled once with `topotrigger generate` (default profile), then files are copied until the
@@ -80,8 +82,9 @@ spark = get_spark(SparkConfig(master=master, driver_memory="4g", conf={"spark.ui
 spark.dataSource.register(Peer)
 spark.range(1).count()  # warm the Python workers before timing
 branches = [f"{c}.{f}" for c, fields in PIPELINE_COLLECTIONS.items() for f in fields]
-if source == "ours":
+if source.startswith("ours"):
     reader = spark.read.format("root").option("tree", "Delphes").option("branches", ",".join(branches))
+    reader = reader.option("nested", "false" if source == "ours-flat" else "true")
     if planning == "per-file":
         reader = reader.option("plan", json.dumps([[{"path": f, "start": 0, "stop": 0, "part": 0, "parts": 1}] for f in files]))
     df = reader.load(files)
@@ -109,16 +112,18 @@ def run_peer(master: str, files: list[str], source: str, planning: str) -> dict:
 def compare_with_peer(files: list[str], master: str = "local[2]") -> dict:
     """Events/s of both sources, both plannings, printed side by side."""
     rows = {f"{source} {planning}": run_peer(master, files, source, planning)
-            for planning in ("per-file", "own") for source in ("ours", "peer")}
+            for planning in ("per-file", "own") for source in ("ours", "ours-flat", "peer")}
     print(f"{'source, planning':20} {'partitions':>10} {'events':>8} {'s':>7} {'ev/s':>8} {'peak RSS MB':>11}")
     for name, r in rows.items():
         print(f"{name:20} {r['partitions']:10d} {r['events']:8d} {r['seconds']:7.1f} {r['events'] / r['seconds']:8.0f} "
               f"{r['peak_worker_rss_mb']:11.0f}")
     for planning in ("per-file", "own"):
-        ours, peer = rows[f"ours {planning}"], rows[f"peer {planning}"]
-        if ours["events"] != peer["events"]:
-            raise RuntimeError(f"the sources read different event counts: {ours['events']} vs {peer['events']}")
-        print(f"{planning}: ours / peer = {peer['seconds'] / ours['seconds']:.2f}x")
+        peer = rows[f"peer {planning}"]
+        for layout in ("ours", "ours-flat"):
+            ours = rows[f"{layout} {planning}"]
+            if ours["events"] != peer["events"]:
+                raise RuntimeError(f"the sources read different event counts: {ours['events']} vs {peer['events']}")
+            print(f"{planning}: {layout} / peer = {peer['seconds'] / ours['seconds']:.2f}x")
     return rows
 
 

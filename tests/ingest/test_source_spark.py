@@ -41,6 +41,21 @@ def test_real_delphes_file_every_value_equals_uproot(spark, shared_data: Path) -
                 assert actual == expected, f"{column}.{field}"
 
 
+def test_not_nested_one_array_column_per_branch(spark, shared_data: Path) -> None:
+    path = str(shared_data / "delphes.root")
+    df = (spark.read.format("root").option("nested", "false")
+          .option("branches", "Jet.PT,Jet.BTag,Jet.FracPt,MissingET.MET,Muon,Event.Number").load(path))
+    assert "Jet" not in df.columns and "Muon" not in df.columns  # counters named like collections dropped
+    assert {"Jet_PT", "Jet_BTag", "Jet_FracPt", "MissingET_MET", "Muon_PT", "Event_Number"} <= set(df.columns)
+    assert dict(df.dtypes)["Jet_PT"] == "array<float>" and dict(df.dtypes)["Jet_BTag"] == "array<bigint>"
+    got = df.toArrow()
+    with uproot.open(path) as f:
+        tree = f["Delphes"]
+        for column, branch in (("Jet_PT", "Jet/Jet.PT"), ("Jet_BTag", "Jet/Jet.BTag"), ("Jet_FracPt", "Jet/Jet.FracPt[5]"),
+                               ("MissingET_MET", "MissingET/MissingET.MET"), ("Muon_PT", "Muon/Muon.PT")):
+            assert got.column(column).to_pylist() == ak.to_list(tree[branch].array()), column
+
+
 def test_user_schema_prunes_branches(spark, shared_data: Path) -> None:
     df = spark.read.format("root").schema("Jet array<struct<PT: float, BTag: bigint>>").load(str(shared_data / "delphes.root"))
     assert df.columns == ["Jet"]

@@ -1,7 +1,7 @@
 """Reading entry ranges of ROOT files (TTree or RNTuple) into Arrow record batches, no Spark involved.
 
 Only the branches of the column plan are decompressed; collections become list<struct> Arrow
-arrays built from flat buffers (no per-row Python).
+arrays, and lists of numbers list arrays, built from flat buffers (no per-row Python).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from topotrigger.errors import InputError
-from topotrigger.ingest.schema import Column, is_number
+from topotrigger.ingest.schema import Column, is_number, number_list_element
 from topotrigger.io.delphes import branch_keys, leaf_names, missing_branch_message, read_branches, resolve
 from topotrigger.io.provenance import PROVENANCE
 from topotrigger.io.storage import redact
@@ -70,15 +70,31 @@ def resolve_columns(tree: Any, columns: list[Column], path: str) -> dict[str, di
     return resolved
 
 
-def _flat(array: ak.Array, dtype: str) -> np.ndarray:
-    return np.asarray(ak.to_numpy(ak.flatten(array, axis=None)), dtype=np.dtype(dtype).newbyteorder("="))
-
-
 _SIGNED = {"uint8": "int16", "uint16": "int32", "uint32": "int64", "uint64": "int64"}
 
 
 def _target(dtype: str) -> str:
     return _SIGNED.get(dtype, dtype)
+
+
+def _numbers(array: ak.Array, dtype: str) -> np.ndarray:
+    return np.asarray(ak.to_numpy(array), dtype=np.dtype(_target(dtype)).newbyteorder("="))
+
+
+def _lists(array: ak.Array, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """(int32 offsets from 0, numbers) of a list of numbers per entry, from awkward's buffers when
+    uproot hands them over as offsets + content (no per-entry work, no copy of the numbers)."""
+    layout = array.layout
+    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.NumpyArray):
+        offsets = np.asarray(layout.offsets.data)
+        numbers = np.asarray(layout.content.data)[offsets[0]:offsets[-1]]
+        offsets = (offsets - offsets[0]).astype(np.int32)
+    else:
+        counts = ak.to_numpy(ak.num(array, axis=1))
+        offsets = np.zeros(len(counts) + 1, dtype=np.int32)
+        np.cumsum(counts, out=offsets[1:])
+        numbers = ak.to_numpy(ak.flatten(array, axis=None))
+    return offsets, np.asarray(numbers, dtype=np.dtype(_target(dtype)).newbyteorder("="))
 
 
 def _arrow(array: ak.Array) -> pa.Array:
@@ -90,29 +106,37 @@ def _arrow(array: ak.Array) -> pa.Array:
 def to_record_batch(chunk: dict[str, Any], columns: list[Column]) -> pa.RecordBatch:
     """Arrow batch from per-column arrays: collections as {field: jagged array}, scalars as arrays.
 
-    Numbers go through flat buffers (no per-row work); other types through `ak.to_arrow`.
+    Numbers and lists of numbers go through flat buffers (no per-row work); other types through
+    `ak.to_arrow`.
     """
     arrays = []
     for column in columns:
         value = chunk[column.name]
         if column.is_collection:
-            counts = None
-            for f, _ in column.fields:
-                n = ak.to_numpy(ak.num(value[f], axis=1)).astype(np.int64)
-                if counts is None:
-                    counts = n
-                elif not np.array_equal(n, counts):  # fields of one collection must have one length per entry
+            offsets, children = None, []
+            for f, t in column.fields:
+                if is_number(t):
+                    own, numbers = _lists(value[f], t)
+                    child = pa.array(numbers)
+                else:
+                    counts = ak.to_numpy(ak.num(value[f], axis=1))
+                    own = np.zeros(len(counts) + 1, dtype=np.int32)
+                    np.cumsum(counts, out=own[1:])
+                    child = _arrow(ak.flatten(value[f], axis=1))
+                if offsets is None:
+                    offsets = own
+                elif not np.array_equal(own, offsets):  # fields of one collection must have one length per entry
                     raise InputError(f"the fields of {column.name} ({column.fields[0][0]}, {f}) differ in length "
                                      "in some entries: read them as separate columns")
-            assert counts is not None
-            offsets = np.zeros(len(counts) + 1, dtype=np.int32)
-            np.cumsum(counts, out=offsets[1:])
-            children = [pa.array(_flat(value[f], _target(t))) if is_number(t) else _arrow(ak.flatten(value[f], axis=1))
-                        for f, t in column.fields]
+                children.append(child)
+            assert offsets is not None
             struct = pa.StructArray.from_arrays(children, [f for f, _ in column.fields])
             arrays.append(pa.ListArray.from_arrays(pa.array(offsets), struct))
         elif is_number(column.dtype or "float64"):
-            arrays.append(pa.array(np.asarray(ak.to_numpy(value), dtype=_target(column.dtype or "float64"))))
+            arrays.append(pa.array(_numbers(value, column.dtype or "float64")))
+        elif element := number_list_element(column.dtype or ""):
+            offsets, numbers = _lists(value, element)
+            arrays.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(numbers)))
         else:
             arrays.append(_arrow(value))
     return pa.RecordBatch.from_arrays(arrays, [c.name for c in columns])

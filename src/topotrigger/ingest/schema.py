@@ -60,6 +60,16 @@ def is_number(dtype: str) -> bool:
     return dtype in _SPARK_TYPES
 
 
+def number_list_element(dtype: str) -> str:
+    """The numbers' dtype when a column's type (Spark JSON) is an array of numbers, else ""."""
+    if not dtype.startswith("{"):
+        return ""
+    t = _parse_datatype_json_string(dtype)
+    if isinstance(t, ArrayType) and not isinstance(t.elementType, (ArrayType, StructType)):
+        return _NUMPY_OF_SPARK.get(t.elementType.simpleString(), "")
+    return ""
+
+
 def _spark_of(dtype: str) -> DataType:
     return _SPARK_TYPES[dtype] if is_number(dtype) else _parse_datatype_json_string(dtype)
 
@@ -234,13 +244,15 @@ def split_name(leaf: str, collections: set[str]) -> tuple[str, str] | None:
     return None
 
 
-def infer_columns(tree: Any, patterns: list[str] | None = None, strict: bool = True) -> list[Column]:
+def infer_columns(tree: Any, patterns: list[str] | None = None, strict: bool = True,
+                  nested: bool = True) -> list[Column]:
     """The column plan of a tree: collections from jagged `C.F`/`C_F` branches (with a counter `C_size`,
     `nC` or `C`), scalars from flat ones, other types as they are.
 
     `patterns` (names or globs) select branches, matched against the file's own name (`Muon_pt`,
     `Jet.PT`), against `C.F` and against the collection `C`. A type with no Spark counterpart raises
-    InputError, or is left out when not `strict`.
+    InputError, or is left out when not `strict`. Not `nested`: no collections, one `array` column
+    per jagged branch (`Jet.PT` -> `Jet_PT: array<float>`), as uproot's own arrays are.
     """
     branches = branches_of(tree)
     names = {b.name for b in branches}
@@ -249,6 +261,7 @@ def infer_columns(tree: Any, patterns: list[str] | None = None, strict: bool = T
     grouped: dict[str, list[tuple[str, str, str]]] = {}
     others: list[Column] = []
     selected: list[tuple[str, str, str]] = []  # (own name, `C.F`, collection) of each branch taken
+    split: set[str] = set()  # collections with fields taken
     for b in branches:
         element = _element_of(b)  # the type of one item when the branch holds a list per entry
         parts = split_name(b.name, counters) if element else None
@@ -267,14 +280,17 @@ def infer_columns(tree: Any, patterns: list[str] | None = None, strict: bool = T
         if b.reference and not (patterns and {own, f"{parts[0]}.{parts[1]}" if parts else own} & set(patterns)):
             continue  # references only when named exactly
         if parts:
+            split.add(parts[0])
+        if parts and nested:
             grouped.setdefault(parts[0], []).append((parts[1], element or b.dtype, own))
             selected.append((own, f"{parts[0]}.{parts[1]}", parts[0]))
         else:
             dtype = ArrayType(_SPARK_TYPES[b.dtype]).json() if b.jagged else b.dtype
-            others.append(Column(own.replace(".", "_"), dtype, source=own))
-            selected.append((own, own, own))
+            name = f"{parts[0]}_{parts[1]}" if parts else own.replace(".", "_")
+            others.append(Column(name, dtype, source=own))
+            selected.append((own, f"{parts[0]}.{parts[1]}", parts[0]) if parts else (own, own, own))
     # An integer branch named like a collection is its counter (Delphes writes one): the list length says it.
-    others = [c for c in others if not (c.name in grouped and c.dtype and "int" in c.dtype)]
+    others = [c for c in others if not (c.name in split and c.dtype and "int" in c.dtype)]
     columns = [Column(name, None, tuple((f, t) for f, t, _ in fields), sources=tuple(s for _, _, s in fields))
                for name, fields in grouped.items()] + others
     taken = [c.name for c in columns]
