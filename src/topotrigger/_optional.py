@@ -22,6 +22,7 @@ _EXTRA_OF = {
     "XRootD": "xrootd",
     "s3fs": "s3",
     "mlflow": "mlflow",
+    "h5py": "published",
 }
 
 

@@ -398,7 +398,7 @@ def _model_dirs(models: list[str] | None, cfg: Config) -> list[str]:
 @app.command()
 def evaluate(
     ctx: typer.Context,
-    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model directory (repeatable) [default: every model under RUN_DIR/models].")] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model directory, or published:inclusive-2020 (the 2020 model; data from features --recipe 2019) (repeatable) [default: every model under RUN_DIR/models].")] = None,
     data: Annotated[str | None, typer.Option(help="Features output [default: RUN_DIR/features].")] = None,
     out: Annotated[str | None, typer.Option(help="Report directory [default: RUN_DIR/evaluate].")] = None,
     split: Annotated[str, typer.Option(help="Dataset split to evaluate on.")] = "test",
@@ -436,9 +436,11 @@ def predict(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """Batch inference on Spark; ingested events go through selection, features and the model's scaling."""
+    from topotrigger.modeldir import refuse_published
     from topotrigger.predict.stage import MANIFEST as PREDICT_MANIFEST
     from topotrigger.predict.stage import predict as run_predict
 
+    refuse_published(model, "predict")
     state = _state(ctx)
     cfg = state.config()
     _check_paths(out, overwrite, PREDICT_MANIFEST, [input, model])

@@ -161,12 +161,36 @@ class Scorer(Protocol):
         ...
 
 
-def is_spark_model(model_dir: Path) -> bool:
-    return (model_dir / SPARK_MODEL).is_dir()
+PUBLISHED = "published:"
+
+
+def is_published(model: str | Path) -> bool:
+    """A published model named by `published:NAME` (topotrigger.train.published), not a directory."""
+    return isinstance(model, str) and model.startswith(PUBLISHED)
+
+
+def model_ref(model: str) -> str | Path:
+    """What the commands take for --model: a published model's name as it is, else the directory."""
+    return model if is_published(model) else Path(model).resolve()
+
+
+def refuse_published(model: str, what: str) -> None:
+    """`what` (predict, export) needs a model trained by topotrigger, with its own feature definitions."""
+    if is_published(model):
+        raise InputError(f"{model} is the published 2020 network: {what} takes a model trained by topotrigger; "
+                         "score the published one with `evaluate --model " + model + " --data` a `features --recipe 2019` output")
+
+
+def is_spark_model(model_dir: str | Path) -> bool:
+    return not is_published(model_dir) and (Path(model_dir) / SPARK_MODEL).is_dir()
 
 
 def load_model(model_dir: str | Path) -> Scorer:
-    """The model in `model_dir`, PyTorch or Spark ML / XGBoost."""
+    """The model in `model_dir`, PyTorch or Spark ML / XGBoost, or a published model (`published:NAME`)."""
+    if is_published(model_dir):
+        from topotrigger.train.published import PublishedModel
+
+        return PublishedModel.load(str(model_dir))
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise MissingInputError(f"model directory not found: {model_dir}")
@@ -179,7 +203,12 @@ def load_model(model_dir: str | Path) -> Scorer:
     return SavedModel.load(model_dir)
 
 
-def model_bytes(model_dir: Path) -> int:
+def model_bytes(model_dir: str | Path) -> int:
+    if is_published(model_dir):
+        from topotrigger.train.published import archive_bytes
+
+        return len(archive_bytes(str(model_dir)[len(PUBLISHED):].partition("@")[0]))
+    model_dir = Path(model_dir)
     if is_spark_model(model_dir):
         return sum(f.stat().st_size for f in (model_dir / SPARK_MODEL).rglob("*") if f.is_file())
     return (model_dir / WEIGHTS).stat().st_size

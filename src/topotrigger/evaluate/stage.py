@@ -31,7 +31,7 @@ from topotrigger.features.scaling import Scaler
 from topotrigger.io import storage
 from topotrigger.io.atomic import write_json
 from topotrigger.io.versions import software_versions
-from topotrigger.modeldir import class_names, is_spark_model, load_model, model_bytes
+from topotrigger.modeldir import class_names, is_published, is_spark_model, load_model, model_bytes, model_ref
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -95,8 +95,10 @@ def hlf_samples(data_dir: str, split: str, scaler: dict[str, Any] | None) -> dic
     return out
 
 
-def training_summary(model_dir: Path) -> dict[str, Any]:
-    path = model_dir / "history.json"
+def training_summary(model_dir: str | Path) -> dict[str, Any]:
+    if is_published(model_dir):
+        return {}
+    path = Path(model_dir) / "history.json"
     if not path.is_file():
         return {}
     epochs = json.loads(path.read_text()).get("epochs", [])
@@ -105,9 +107,12 @@ def training_summary(model_dir: Path) -> dict[str, Any]:
     return {"epochs": len(epochs), "seconds": seconds, "events_per_s": events / seconds if seconds else None}
 
 
-def _names(model_dirs: list[Path]) -> list[str]:
+def _names(model_dirs: list[str | Path]) -> list[str]:
     names: list[str] = []
     for d in model_dirs:
+        if isinstance(d, str):  # a published model: its own name
+            names.append(d)
+            continue
         name = d.name
         while name in names:
             name = f"{d.parent.name}/{name}"
@@ -140,7 +145,7 @@ def evaluate(model_dirs: list[str], data_dir: str, out_dir: str, split: str = "t
         raise InputError(f"--cross-section names {', '.join(unknown)}, not a class of the dataset ({', '.join(classes)})")
     sigma = cross_sections_of(metadata, cross_sections)
     stream, no_rates = lepton_stream(classes, sigma, metadata.get("cutflow"), luminosity)
-    dirs = [Path(m).resolve() for m in model_dirs]
+    dirs = [model_ref(m) for m in model_dirs]
     needs_spark = any(is_spark_model(d) for d in dirs)
     if needs_spark and spark is None:
         raise InputError("Spark ML / XGBoost models need a Spark session to be evaluated")
@@ -180,7 +185,7 @@ def evaluate(model_dirs: list[str], data_dir: str, out_dir: str, split: str = "t
         figures.append(plots.hlf_distributions(hlf_names, hlf_samples(data_dir, split, metadata.get("scaler")), classes,
                                                tmp / "hlf.png"))
         histories = {n: json.loads((d / "history.json").read_text())["epochs"]
-                     for n, d in zip(results, dirs) if (d / "history.json").is_file()}
+                     for n, d in zip(results, dirs) if isinstance(d, Path) and (d / "history.json").is_file()}
         histories = {n: h for n, h in histories.items() if h and h[0].get("train_loss") is not None}  # not trees
         if histories:
             figures.append(plots.training_curves(histories, tmp / "training.png"))

@@ -36,7 +36,7 @@ from topotrigger.features.kernels.definitions import HLF_NAMES, N_HLF, PARTICLE_
 from topotrigger.features.kernels.definitions import N_PARTICLE_FEATURES as N_FEATURES
 from topotrigger.features.scaling import Scaler
 from topotrigger.io.atomic import atomic_path, write_json
-from topotrigger.modeldir import is_spark_model
+from topotrigger.modeldir import is_spark_model, refuse_published
 from topotrigger.train.data import ParquetEvents, validation_source
 from topotrigger.train.models import exportable
 from topotrigger.train.saved import SavedModel
@@ -132,6 +132,7 @@ def _example(particles: bool) -> tuple[torch.Tensor, ...]:
 def export_onnx(model_dir: str, out: str | None = None, data: str | None = None) -> ExportResult:
     require("onnx")
     ort = require("onnxruntime")
+    refuse_published(model_dir, "export")
     if is_spark_model(Path(model_dir)):
         raise InputError(f"{model_dir} is a Spark ML / XGBoost model; ONNX export is for the PyTorch models "
                          "(hlf, particle, inclusive, transformer)")

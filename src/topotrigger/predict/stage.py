@@ -32,7 +32,7 @@ from topotrigger.io import storage
 from topotrigger.io.arrow_writer import write_parquet
 from topotrigger.io.provenance import PROVENANCE
 from topotrigger.io.versions import software_versions
-from topotrigger.modeldir import Scorer, load_model
+from topotrigger.modeldir import Scorer, load_model, refuse_published
 from topotrigger.runtime.spark import schemas
 from topotrigger.train.data import ANCHOR, COMPACT, Events, decode
 
@@ -188,6 +188,7 @@ def scores(df: "DataFrame", model_dir: str, keep: list[str] | None = None) -> "D
     model's scaling first, or a training-layout dataset. `keep` names columns of `df` to carry along
     (event identifiers); the result has those, `label`, for ingested events `sample` and `key`, then
     `score_<class>` per class and `predicted`, one row per selected event."""
+    refuse_published(model_dir, "scores()")
     saved = load_model(Path(model_dir))
     frame, layout, keys = _classify(df, saved, list(keep or []), "the DataFrame")
     return _scored(frame, layout, keys, saved)
@@ -199,6 +200,7 @@ MANIFEST = "_manifest.json"
 def predict(model_dir: str, input_path: str, out: str, spark: "SparkSession", overwrite: bool = False) -> PredictResult:
     start = time.perf_counter()
     input_path, out = storage.absolute(input_path), storage.absolute(out)
+    refuse_published(model_dir, "predict")
     saved = load_model(Path(model_dir))
     storage.check_output(out, overwrite, MANIFEST)
     df, layout, keys = _input(spark, input_path, saved)

@@ -4,7 +4,7 @@ The Keras 3 file shipped with the package (`published/inclusive-classifier.keras
 NOTICE beside it) is read with h5py (no TensorFlow or Keras at run time) into a PyTorch network with
 the same arithmetic: Masking(0) → GRU(50, reset_after) over the 801 × 19 particle rows, concatenated
 with the 14 HLF → Dense(25, relu) → Dense(3, softmax). Keras's masking skips a step whose 19 values
-are all zero and carries the state over it, so the GRU here runs over each event's unmasked rows only.
+are all zero and carries the state over it; so does the GRU here.
 
 Its inputs are those of the 2019 recipe (`features --recipe 2019`): GRU_input as that recipe writes it,
 HLF min-max scaled with the 2019 ranges. Those ranges were fitted on the 25.5 M selected events of the
@@ -48,45 +48,50 @@ def is_published(spec: str) -> bool:
 
 
 class PublishedInclusive(nn.Module):
-    """The 2020 inclusive classifier's network; returns logits (its softmax is applied by the caller)."""
+    """The 2020 inclusive classifier's network; returns logits (its softmax is applied by the caller).
+
+    The GRU is Keras's own step, in Keras's weight layout (gates z, r, h) and order of operations:
+    in float32 over 801 steps, a library GRU (another summation order) drifts 1e-6 away from it."""
 
     def __init__(self, hidden: int = 50, dense: int = 25) -> None:
         super().__init__()
-        self.gru = nn.GRU(N_PARTICLE_FEATURES, hidden, batch_first=True)
+        self.hidden = hidden
+        self.kernel = nn.Parameter(torch.zeros(N_PARTICLE_FEATURES, 3 * hidden))
+        self.recurrent_kernel = nn.Parameter(torch.zeros(hidden, 3 * hidden))
+        self.bias = nn.Parameter(torch.zeros(2, 3 * hidden))   # input bias, recurrent bias (reset_after)
         self.dense = nn.Linear(hidden + N_HLF, dense)
         self.out = nn.Linear(dense, N_CLASSES)
 
     def forward(self, hlf: torch.Tensor, particles: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        mask = (particles != 0).any(dim=2)
-        steps = mask.sum(dim=1)
-        # Unmasked rows first, in their order: a masked step leaves Keras's state unchanged.
-        order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
-        packed = nn.utils.rnn.pack_padded_sequence(
-            torch.gather(particles, 1, order.unsqueeze(2).expand_as(particles)), steps.clamp(min=1).cpu(),
-            batch_first=True, enforce_sorted=False)
-        _, last = self.gru(packed)
-        state = torch.where((steps > 0).unsqueeze(1), last[0], torch.zeros_like(last[0]))
-        return self.out(torch.relu(self.dense(torch.cat([state, hlf], dim=1))))
+        logits: torch.Tensor = self.out(torch.relu(self.dense(torch.cat([self.state(particles), hlf], dim=1))))
+        return logits
+
+    def state(self, particles: torch.Tensor) -> torch.Tensor:
+        """The GRU's last state (batch, 50): a step whose row is all zero leaves it as it was (Masking)."""
+        n = self.hidden
+        mask = (particles != 0).any(dim=2, keepdim=True)
+        h = particles.new_zeros(particles.shape[0], n)
+        for t in range(particles.shape[1]):
+            x = torch.matmul(particles[:, t], self.kernel) + self.bias[0]
+            r = torch.matmul(h, self.recurrent_kernel) + self.bias[1]
+            z = torch.sigmoid(x[:, :n] + r[:, :n])
+            reset = torch.sigmoid(x[:, n:2 * n] + r[:, n:2 * n])
+            candidate = torch.tanh(x[:, 2 * n:] + reset * r[:, 2 * n:])
+            h = torch.where(mask[:, t], z * h + (1 - z) * candidate, h)
+        return h
 
 
 def keras_state_dict(archive: bytes) -> dict[str, torch.Tensor]:
     """The PyTorch weights of the Keras 3 archive (`model.weights.h5` inside the zip)."""
     h5py = _optional.require("h5py")
     with zipfile.ZipFile(io.BytesIO(archive)) as z, h5py.File(io.BytesIO(z.read("model.weights.h5")), "r") as f:
-        w = {name: np.asarray(f[f"layers/{name}"]) for name in
-             ("gru/cell/vars/0", "gru/cell/vars/1", "gru/cell/vars/2", "dense/vars/0", "dense/vars/1",
-              "dense_1/vars/0", "dense_1/vars/1")}
-
-    def gates(a: np.ndarray) -> np.ndarray:  # Keras orders the gates z, r, h; PyTorch r, z, n
-        z, r, h = np.split(a, 3, axis=-1)
-        return np.concatenate([r, z, h], axis=-1)
-
-    kernel, recurrent, bias = w["gru/cell/vars/0"], w["gru/cell/vars/1"], w["gru/cell/vars/2"]
-    out = {"gru.weight_ih_l0": gates(kernel).T, "gru.weight_hh_l0": gates(recurrent).T,
-           "gru.bias_ih_l0": gates(bias[0]), "gru.bias_hh_l0": gates(bias[1]),
-           "dense.weight": w["dense/vars/0"].T, "dense.bias": w["dense/vars/1"],
-           "out.weight": w["dense_1/vars/0"].T, "out.bias": w["dense_1/vars/1"]}
-    return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in out.items()}
+        w = {name: np.asarray(f[f"layers/{key}"]) for name, key in
+             (("kernel", "gru/cell/vars/0"), ("recurrent_kernel", "gru/cell/vars/1"), ("bias", "gru/cell/vars/2"),
+              ("dense.weight", "dense/vars/0"), ("dense.bias", "dense/vars/1"),
+              ("out.weight", "dense_1/vars/0"), ("out.bias", "dense_1/vars/1"))}
+    for name in ("dense.weight", "out.weight"):  # Keras stores Dense kernels as (in, out)
+        w[name] = w[name].T
+    return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in w.items()}
 
 
 def archive_bytes(name: str) -> bytes:
