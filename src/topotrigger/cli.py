@@ -250,6 +250,9 @@ def features(
     mt_without_sqrt: Annotated[bool | None, typer.Option("--mt-without-sqrt/--no-mt-without-sqrt", help="2019 quirk: MT without the square root (features.mt_without_sqrt).")] = None,
     lepton_choice_by_eta: Annotated[bool | None, typer.Option("--lepton-choice-by-eta/--no-lepton-choice-by-eta", help="2019 quirk: choose electron vs muon by eta (features.lepton_choice_by_eta).")] = None,
     legacy_isolation: Annotated[bool | None, typer.Option("--legacy-isolation/--no-legacy-isolation", help="2019 quirk: isolation as the 2019 code computed it (features.legacy_isolation).")] = None,
+    legacy_selection: Annotated[bool | None, typer.Option("--legacy-selection/--no-legacy-selection", help="2019 quirk: its event and lepton selection (features.legacy_selection).")] = None,
+    legacy_particle_id: Annotated[bool | None, typer.Option("--legacy-particle-id/--no-legacy-particle-id", help="2019 quirk: every track a charged hadron (features.legacy_particle_id).")] = None,
+    recipe: Annotated[str | None, typer.Option(help="default, or 2019: every behaviour of the 2019 feature code, in the public 2020 layout (features.recipe).")] = None,
     scaling_from: Annotated[str | None, typer.Option(help="A model directory or features output: build the features with its options and scaler (no refit, no balancing unless --balance), every event in test/, for `evaluate --model` on new data.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
@@ -262,15 +265,16 @@ def features(
     state = _state(ctx)
     scaling = None
     if scaling_from is not None:
-        if mt_without_sqrt or lepton_choice_by_eta or legacy_isolation:
-            raise ConfigError("--scaling-from takes the feature options of the model or dataset; drop the 2019 quirk flags")
+        if mt_without_sqrt or lepton_choice_by_eta or legacy_isolation or legacy_selection or legacy_particle_id or recipe:
+            raise ConfigError("--scaling-from takes the feature options of the model or dataset; drop --recipe and the 2019 quirk flags")
         scaling = saved_scaling(scaling_from)  # before Spark starts: a wrong path fails at once
         balance = balance or "none"
     cfg = state.config(**{"features.layout": layout, "features.test_fraction": test_fraction,
                           "features.val_fraction": val_fraction, "features.balance": balance,
                           "features.seed": seed, "features.per_event_standardisation": per_event_standardisation,
                           "features.mt_without_sqrt": mt_without_sqrt, "features.lepton_choice_by_eta": lepton_choice_by_eta,
-                          "features.legacy_isolation": legacy_isolation})
+                          "features.legacy_isolation": legacy_isolation, "features.legacy_selection": legacy_selection,
+                          "features.legacy_particle_id": legacy_particle_id, "features.recipe": recipe})
     options = cfg.features.options()
     source, target = input or str(cfg.run_dir / "ingest"), out or str(cfg.run_dir / "features")
     _check_paths(target, overwrite, FEATURES_MANIFEST, [source])

@@ -100,15 +100,23 @@ class FeaturesConfig(_Section):
     per_event_standardisation: bool = False
     # A split left without events of some class (tiny inputs): stop with one line, or write it empty.
     on_empty_split: Literal["stop", "write"] = "stop"
-    # The 2019 code's quirks, for comparisons (docs/physics.md); all off in the corrected recipe.
+    # "2019": every behaviour of the 2019 feature code (all the switches below, the 801-row GRU input
+    # standardised per event, the HLF scaler fitted before the split, the anchor layout); docs/physics.md.
+    recipe: Literal["default", "2019"] = "default"
+    # The 2019 code's quirks one by one, for studies; all off in the default recipe.
     mt_without_sqrt: bool = False
     lepton_choice_by_eta: bool = False
     legacy_isolation: bool = False
+    legacy_selection: bool = False
+    legacy_particle_id: bool = False
 
     def options(self) -> "FeatureOptions":
-        from topotrigger.features.kernels.definitions import FeatureOptions
+        from topotrigger.features.kernels.definitions import RECIPE_2019, FeatureOptions
 
-        return FeatureOptions(self.mt_without_sqrt, self.lepton_choice_by_eta, self.legacy_isolation)
+        if self.recipe == "2019":
+            return RECIPE_2019
+        return FeatureOptions(self.mt_without_sqrt, self.lepton_choice_by_eta, self.legacy_isolation,
+                              self.legacy_selection, self.legacy_particle_id)
 
 
 TrainModel = Literal["hlf", "particle", "inclusive", "transformer", "mllib-rf", "mllib-gbt", "mllib-mlp", "xgboost"]

@@ -1,5 +1,6 @@
 """Scalers fitted on the training split: HLF min-max to [0, 1], particle features standardised per
-feature over real (unpadded) particles; or the 2019 per-event standardisation. Pure NumPy."""
+feature over real (unpadded) particles; or the 2019 per-event standardisation, over the real
+particles or (`legacy_padding`, the 2019 code) over all 801 rows, zero rows sorted in. Pure NumPy."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from topotrigger.features.kernels.definitions import HLF_INDEX, MAX_PARTICLES, PARTICLE_INDEX
 
 
 @dataclass
@@ -39,14 +42,23 @@ class Scaler:
     particle_mean: list[float]
     particle_std: list[float]
     per_event: bool = False
+    legacy_padding: bool = False
 
     @classmethod
-    def fit(cls, moments: Moments, per_event: bool = False) -> "Scaler":
+    def fit(cls, moments: Moments, per_event: bool = False, legacy_padding: bool = False) -> "Scaler":
         mean = moments.total / max(moments.n, 1.0)
         var = np.maximum(moments.total_sq / max(moments.n, 1.0) - mean * mean, 0.0)
         std = np.sqrt(var)
         std[std == 0] = 1.0   # constant features (e.g. a flag never set) stay unscaled
-        return cls(moments.hlf_min.tolist(), moments.hlf_max.tolist(), mean.tolist(), std.tolist(), per_event)
+        return cls(moments.hlf_min.tolist(), moments.hlf_max.tolist(), mean.tolist(), std.tolist(), per_event,
+                   legacy_padding)
+
+    def transform(self, hlf: np.ndarray, particles: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(scaled HLF, scaled particle rows, rows per event) of unscaled features."""
+        if self.legacy_padding:
+            rows = padded_2019(particles, counts, hlf[:, HLF_INDEX["LepEta"]], hlf[:, HLF_INDEX["LepPhi"]])
+            return self.transform_hlf(hlf), rows, np.full(len(counts), MAX_PARTICLES, dtype=counts.dtype)
+        return self.transform_hlf(hlf), self.transform_particles(particles, counts), counts
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,4 +98,31 @@ def standardise_per_event(particles: np.ndarray, counts: np.ndarray) -> np.ndarr
     std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
     std[std == 0] = 1.0
     scaled: np.ndarray = ((particles - mean[event]) / std[event]).astype(np.float32)
+    return scaled
+
+
+def padded_2019(particles: np.ndarray, counts: np.ndarray, lep_eta: np.ndarray, lep_phi: np.ndarray) -> np.ndarray:
+    """The 2019 GRU input, float32 (events × 801 rows, 19): each event's rows (in decreasing ΔR from the
+    lepton) with 801 − n zero rows placed where their own ΔR = √(η_lep² + φ_lep²) sorts them (after
+    real rows of equal ΔR, as the 2019 code's stable sort of its list put them), then every column
+    standardised over all 801 rows (population std; a constant column only centred, as scikit-learn)."""
+    n = len(counts)
+    out = np.zeros((n, MAX_PARTICLES, particles.shape[1]), dtype=np.float64)
+    if n == 0:
+        return out.reshape(0, particles.shape[1]).astype(np.float32)
+    event = np.repeat(np.arange(n), counts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    step = np.arange(len(event)) - starts[event]
+    eta, phi = particles[:, PARTICLE_INDEX["Eta"]].astype(np.float64), particles[:, PARTICLE_INDEX["Phi"]].astype(np.float64)
+    le, lp = lep_eta.astype(np.float64), lep_phi.astype(np.float64)
+    dphi = np.mod(lp[event] - phi + np.pi, 2 * np.pi) - np.pi
+    dr = np.sqrt((le[event] - eta) ** 2 + dphi**2)
+    zero_dr = np.sqrt(le**2 + (np.mod(lp + np.pi, 2 * np.pi) - np.pi) ** 2)
+    before = np.bincount(event, weights=dr >= zero_dr[event], minlength=n).astype(np.int64)  # rows ahead of the zeros
+    place = np.where(step < before[event], step, step + (MAX_PARTICLES - counts)[event])
+    out[event, place] = particles
+    mean = out.mean(axis=1, keepdims=True)
+    std = np.sqrt(((out - mean) ** 2).mean(axis=1, keepdims=True))
+    std[std < 10 * np.finfo(np.float64).eps] = 1.0
+    scaled: np.ndarray = ((out - mean) / std).astype(np.float32).reshape(n * MAX_PARTICLES, particles.shape[1])
     return scaled

@@ -164,9 +164,8 @@ def transform_batch(batch: pa.RecordBatch, scaler: dict[str, Any], layout: str, 
     """Selected events (packed, unscaled) -> the output layout, scaled."""
     scale = Scaler(**scaler)
     build = layouts.anchor if layout == "anchor" else layouts.compact
-    hlf, particles, counts = _packed_arrays(batch)
     labels = batch.column("label").to_numpy(zero_copy_only=False)
-    columns = build(labels, scale.transform_hlf(hlf), scale.transform_particles(particles, counts), counts)
+    columns = build(labels, *scale.transform(*_packed_arrays(batch)))
     return _cast(columns | {f.name: batch.column(f.name) for f in PROVENANCE}, schema)
 
 
@@ -263,13 +262,14 @@ def _thresholds(selected: "DataFrame", ranks: list[dict[int, int]]) -> list[Thre
 
 
 def _fit_scaler(spark: "SparkSession", root: str, files: list[str], keep: Thresholds, held_out: Thresholds,
-                per_event: bool) -> Scaler:
-    """Pass 3: scalers from the training split only, in tasks reading the selected events' files."""
+                per_event: bool, legacy_padding: bool = False) -> Scaler:
+    """Pass 3: scalers from the events at or before `keep` and after `held_out` (the training split, or
+    for the 2019 recipe every selected event), in tasks reading the selected events' files."""
     task = functools.partial(moments_task, root=root, keep=keep, held_out=held_out)
     parts = run_tasks(spark, files, task)
     if not parts:
         raise InputError("no training event left after the split")
-    return Scaler.fit(functools.reduce(Moments.merge, parts), per_event=per_event)
+    return Scaler.fit(functools.reduce(Moments.merge, parts), per_event=per_event, legacy_padding=legacy_padding)
 
 
 @contextmanager
@@ -337,6 +337,8 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
     start = time.perf_counter()
     if scaling is not None:
         options = d.FeatureOptions(**scaling.options)
+    legacy = cfg.recipe == "2019" and scaling is None
+    layout = "anchor" if legacy else cfg.layout  # the 2019 recipe writes the public 2020 layout
     input_path, out = storage.absolute(input_path), storage.absolute(out)
     storage.check_output(out, overwrite, MANIFEST)
     pieces = ingested.plan(input_path)
@@ -366,20 +368,22 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
         n = _split_counts(per_class, cfg, input_path, all_test=scaling is not None)
         held_out = {lab: n["test"][lab] + n["val"][lab] for lab in n["kept"]}
         selected = spark.read.parquet(selected_root)
-        keep_h, test_h, held_h = _thresholds(selected, [n["kept"], n["test"], held_out])
+        keep_h, test_h, held_h, all_h = _thresholds(selected, [n["kept"], n["test"], held_out, per_class])
         kept = selected.where(_below(keep_h))
         splits = {"train": kept.where(~_below(held_h)), "val": kept.where(_below(held_h) & ~_below(test_h)),
                   "test": kept.where(_below(test_h))}
         lap("cutflow_balance_split")
 
         _, selected_files = storage.parquet_files(selected_root)
-        if scaling is None:
+        if legacy:  # 2019: the HLF min-max fitted on every selected event, before balancing and the split
+            scaler = _fit_scaler(spark, selected_root, selected_files, all_h, {lab: None for lab in all_h}, True, True)
+        elif scaling is None:
             scaler = _fit_scaler(spark, selected_root, selected_files, keep_h, held_h, cfg.per_event_standardisation)
         else:
             scaler = Scaler(**scaling.scaler)
         lap("fit_scalers")
 
-        _write_splits(spark, splits, scaler, cfg.layout, staged.uri, max(1, len(selected_files)))
+        _write_splits(spark, splits, scaler, layout, staged.uri, max(1, len(selected_files)))
         lap("write_splits")
         storage.delete(selected_root)
 
@@ -394,7 +398,7 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
             "code_version": __version__,
             "input": input_path,
             "input_manifest_sha256": manifest_sha256,
-            "layout": cfg.layout,
+            "layout": layout,
             "hlf_names": list(d.HLF_NAMES),
             "particle_names": list(d.PARTICLE_NAMES),
             "max_particles": d.MAX_PARTICLES,

@@ -53,9 +53,8 @@ def _raw_events(batch: pa.RecordBatch, scaler: dict[str, Any]) -> Events:
     """Unscaled features of the features stage → the model's input, scaled as at training time."""
     hlf = contract.hlf_rows(batch.column("hlf"))
     particles, counts = contract.ragged_rows(batch.column("particles"))
-    scale = Scaler(**scaler)
-    return Events(scale.transform_hlf(hlf).astype(np.float32),
-                  scale.transform_particles(particles, counts).astype(np.float32), counts,
+    hlf, particles, counts = Scaler(**scaler).transform(hlf, particles, counts)
+    return Events(hlf.astype(np.float32), particles.astype(np.float32), counts,
                   batch.column("label").to_numpy(zero_copy_only=False).astype(np.int64))
 
 

@@ -36,6 +36,15 @@ class FeatureOptions:
 
     mt_without_sqrt: bool = False        # 2019: MT = 2·MET·pT·(1 − cos Δφ), no square root
     lepton_choice_by_eta: bool = False   # 2019: electron vs muon decided by comparing η, not pT
-    # 2019: the relative charged iso of every particle had 1 subtracted (right for tracks, whose own
-    # pT was in the sum; wrong for photons and neutral hadrons), and a photon stayed in its own photon sum.
+    # 2019 isolation: every object (the lepton's own track included) stays in its own sums and 1 is
+    # subtracted from every relative charged isolation (right for tracks, wrong for the lepton whose
+    # track pT differs, for photons and neutral hadrons); Δφ in the cones is not wrapped at ±π.
     legacy_isolation: bool = False
+    # 2019 selection: no event without a track > 0.5, a photon > 1 and a neutral hadron > 1 GeV; the
+    # first qualifying lepton of each flavour in list order; every track within ΔR ≤ 1e-4 of it left out.
+    legacy_selection: bool = False
+    legacy_particle_id: bool = False     # 2019: every track a charged hadron (isEle = isMu = 0)
+
+
+# The 2019 recipe (`features --recipe 2019`): every quirk of the 2019 feature code.
+RECIPE_2019 = FeatureOptions(True, True, True, True, True)

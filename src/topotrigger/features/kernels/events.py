@@ -57,6 +57,17 @@ def _dr2(eta1: float, phi1: float, eta2: float, phi2: float) -> float:
     return de * de + dp * dp
 
 
+@numba.njit(cache=True, fastmath=_FAST, inline="always")
+def _cone_dr2(eta1: float, phi1: float, eta2: float, phi2: float, wrap: bool) -> float:
+    """ΔR² for the isolation cones; without `wrap` (the 2019 code's cones) Δφ is the plain difference,
+    which it wrapped only beyond ±2π, never reached: cones across φ = ±π miss the other side."""
+    if wrap:
+        return _dr2(eta1, phi1, eta2, phi2)
+    de = eta1 - eta2
+    dp = phi1 - phi2
+    return de * de + dp * dp
+
+
 @numba.njit(cache=True, fastmath=_FAST)
 def _sorted_view(c0: int, c1: int, c_pt: np.ndarray, c_eta: np.ndarray, c_phi: np.ndarray, min_pt: float,
                  s_eta: np.ndarray, s_phi: np.ndarray, s_pt: np.ndarray, s_idx: np.ndarray, s_pos: np.ndarray) -> int:
@@ -90,7 +101,7 @@ def _sorted_view(c0: int, c1: int, c_pt: np.ndarray, c_eta: np.ndarray, c_phi: n
 
 @numba.njit(cache=True, fastmath=_FAST, inline="always")
 def _cone_sum_sorted(eta: float, phi: float, n: int, s_eta: np.ndarray, s_phi: np.ndarray, s_pt: np.ndarray,
-                     s_idx: np.ndarray, skip: int) -> float:
+                     s_idx: np.ndarray, skip: int, wrap: bool) -> float:
     """`_cone_sum` over an η-sorted view: only objects with |Δη| ≤ cone are looked at."""
     total = 0.0
     cone2 = d.ISO_CONE * d.ISO_CONE
@@ -99,14 +110,14 @@ def _cone_sum_sorted(eta: float, phi: float, n: int, s_eta: np.ndarray, s_phi: n
     for q in range(lo, hi):
         if s_idx[q] == skip:
             continue
-        if _dr2(eta, phi, s_eta[q], s_phi[q]) < cone2:
+        if _cone_dr2(eta, phi, s_eta[q], s_phi[q], wrap) < cone2:
             total += s_pt[q]
     return total
 
 
 @numba.njit(cache=True, fastmath=_FAST)
 def _sweep_pairs(na: int, a_eta: np.ndarray, a_phi: np.ndarray, a_pt: np.ndarray, nb: int, b_eta: np.ndarray,
-                 b_phi: np.ndarray, b_pt: np.ndarray, same: bool, self_too: bool, out_ab: np.ndarray,
+                 b_phi: np.ndarray, b_pt: np.ndarray, same: bool, self_too: bool, wrap: bool, out_ab: np.ndarray,
                  out_ba: np.ndarray) -> None:
     """out_ab[i] = Σ pT of view-B objects within the cone of view-A object i, and out_ba the other way,
     both views η-sorted. The |Δη| window moves one way as i grows, so two pointers track it (no
@@ -127,18 +138,27 @@ def _sweep_pairs(na: int, a_eta: np.ndarray, a_phi: np.ndarray, a_pt: np.ndarray
         if same and self_too:  # the object's own term, at its place in the η order
             out_ab[i] += a_pt[i]
         for q in range(max(lo, i + 1) if same else lo, hi):
-            if _dr2(eta, phi, b_eta[q], b_phi[q]) < cone2:
+            if _cone_dr2(eta, phi, b_eta[q], b_phi[q], wrap) < cone2:
                 out_ab[i] += b_pt[q]
                 out_ba[q] += a_pt[i]
 
 
 @numba.njit(cache=True, fastmath=_FAST, inline="always")
 def _cones(eta: float, phi: float, nt: int, npho: int, nneu: int, v_eta: np.ndarray, v_phi: np.ndarray,
-           v_pt: np.ndarray, v_idx: np.ndarray, skip_t: int, skip_p: int, skip_n: int) -> tuple[float, float, float]:
+           v_pt: np.ndarray, v_idx: np.ndarray, skip_t: int, skip_p: int, skip_n: int,
+           wrap: bool) -> tuple[float, float, float]:
     """Track, photon and neutral-hadron pT sums in the isolation cone around (η, φ)."""
-    return (_cone_sum_sorted(eta, phi, nt, v_eta[0], v_phi[0], v_pt[0], v_idx[0], skip_t),
-            _cone_sum_sorted(eta, phi, npho, v_eta[1], v_phi[1], v_pt[1], v_idx[1], skip_p),
-            _cone_sum_sorted(eta, phi, nneu, v_eta[2], v_phi[2], v_pt[2], v_idx[2], skip_n))
+    return (_cone_sum_sorted(eta, phi, nt, v_eta[0], v_phi[0], v_pt[0], v_idx[0], skip_t, wrap),
+            _cone_sum_sorted(eta, phi, npho, v_eta[1], v_phi[1], v_pt[1], v_idx[1], skip_p, wrap),
+            _cone_sum_sorted(eta, phi, nneu, v_eta[2], v_phi[2], v_pt[2], v_idx[2], skip_n, wrap))
+
+
+@numba.njit(cache=True, fastmath=_FAST, inline="always")
+def _any_above(c0: int, c1: int, values: np.ndarray, threshold: float) -> bool:
+    for j in range(c0, c1):  # noqa: SIM110 (Numba compiles loops, not generators)
+        if not values[j] <= threshold:
+            return True
+    return False
 
 
 @numba.njit(cache=True, fastmath=_FAST, inline="always")
@@ -159,7 +179,7 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
             m_off, m_pt, m_eta, m_phi, m_q,
             j_off, j_pt, j_eta, j_btag,
             met_off, met_met, met_phi,
-            mt_without_sqrt, lepton_choice_by_eta, legacy_isolation, bad_input,
+            mt_without_sqrt, lepton_choice_by_eta, legacy_isolation, legacy_selection, legacy_particle_id, bad_input,
             cut, hlf, counts, out, max_tracks, max_photons, max_neutrals):
     n_events = len(t_off) - 1
     cursor = 0
@@ -187,8 +207,12 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
         m0, m1 = m_off[ev], m_off[ev + 1]
         cut[ev] = d.CUT_IN
         counts[ev] = 0
+        if legacy_selection and not (_any_above(t0, t1, t_pt, d.ISO_TRACK_MIN_PT) and _any_above(p0, p1, p_et, d.ISO_CALO_MIN_ET)
+                                     and _any_above(n0, n1, n_et, d.ISO_CALO_MIN_ET)):
+            continue  # 2019: no track, photon or neutral hadron above its threshold, no event
         if e1 > e0 or m1 > m0:
             cut[ev] = d.CUT_CANDIDATE
+        wrap = not legacy_isolation
         views_ready = False
         nt, npho, nneu = 0, 0, 0
         # Best qualifying electron and muon: pT > 23 and relative isolation < 0.45.
@@ -209,10 +233,14 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
                     npho = _sorted_view(p0, p1, p_et, p_eta, p_phi, d.ISO_CALO_MIN_ET, v_eta[1], v_phi[1], v_pt[1], v_idx[1], v_pos[1])
                     nneu = _sorted_view(n0, n1, n_et, n_eta, n_phi, d.ISO_CALO_MIN_ET, v_eta[2], v_phi[2], v_pt[2], v_idx[2], v_pos[2])
                     views_ready = True
-                own = _own_track(l_eta[i], l_phi[i], t0, t1, t_eta, t_phi)
-                ch, ga, ne = _cones(l_eta[i], l_phi[i], nt, npho, nneu, v_eta, v_phi, v_pt, v_idx, own, -1, -1)
+                # 2019: the lepton's own track stays in its charged sum, and 1 is subtracted instead.
+                own = -1 if legacy_isolation else _own_track(l_eta[i], l_phi[i], t0, t1, t_eta, t_phi)
+                ch, ga, ne = _cones(l_eta[i], l_phi[i], nt, npho, nneu, v_eta, v_phi, v_pt, v_idx, own, -1, -1, wrap)
                 ch, ga, ne = ch / l_pt[i], ga / l_pt[i], ne / l_pt[i]
-                if ch + ga + ne < d.LEPTON_MAX_ISO and (best[flavour] < 0 or l_pt[i] > l_pt[best[flavour]]):
+                if legacy_isolation:
+                    ch -= 1.0
+                # 2019: the first qualifying lepton of each flavour in list order, not the hardest.
+                if ch + ga + ne < d.LEPTON_MAX_ISO and (best[flavour] < 0 or (not legacy_selection and l_pt[i] > l_pt[best[flavour]])):
                     best[flavour] = i
                     best_iso[flavour, 0], best_iso[flavour, 1], best_iso[flavour, 2] = ch, ga, ne
         if any_pt:
@@ -236,9 +264,9 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
         sizes = (nt, npho, nneu)
         for a in range(3):
             for b in range(a, 3):
-                # The 2019 GammaPFIso keeps the photon's own ET.
+                # 2019: every object stays in its own sum (1 is subtracted from the charged one below).
                 _sweep_pairs(sizes[a], v_eta[a], v_phi[a], v_pt[a], sizes[b], v_eta[b], v_phi[b], v_pt[b],
-                             a == b, a == b == 1 and legacy_isolation, cone[a, b], cone[b, a])
+                             a == b, a == b and legacy_isolation, wrap, cone[a, b], cone[b, a])
 
         # High-level features.
         ht = 0.0
@@ -274,16 +302,24 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
         for j in range(t0, t1):
             if taken >= max_tracks:
                 break
-            if j == own or not t_pt[j] > d.ISO_TRACK_MIN_PT:
+            if not t_pt[j] > d.ISO_TRACK_MIN_PT:
+                continue
+            if legacy_selection:  # 2019: every track within ΔR ≤ 1e-4 of the lepton is its own
+                if _dr2(leta, lphi, t_eta[j], t_phi[j]) <= d.OWN_TRACK_DR * d.OWN_TRACK_DR:
+                    continue
+            elif j == own:
                 continue
             q = v_pos[0, j - t0]
             ch, ga, ne = cone[0, 0, q], cone[0, 1, q], cone[0, 2, q]
             ch, ga, ne = ch / t_pt[j], ga / t_pt[j], ne / t_pt[j]
+            if legacy_isolation:
+                ch -= 1.0
             r = rows[k]
             _fill(r, t_pt[j], t_eta[j], t_phi[j], t_x[j], t_y[j], t_z[j], ch, ga, ne)
             apid = abs(t_pid[j])
-            r[16] = 1.0 if apid == 11 else 0.0
-            r[17] = 1.0 if apid == 13 else 0.0
+            if not legacy_particle_id:  # 2019: every track a charged hadron
+                r[16] = 1.0 if apid == 11 else 0.0
+                r[17] = 1.0 if apid == 13 else 0.0
             r[13] = 1.0 - r[16] - r[17]
             r[18] = np.sign(t_pid[j])
             dr_buf[k] = _dr2(leta, lphi, t_eta[j], t_phi[j])
@@ -422,5 +458,6 @@ def compute(collections: dict[str, Collection], options: d.FeatureOptions = d.Fe
                    off(j), f64(j, "PT"), f64(j, "Eta"), f64(j, "BTag"),
                    off(met), f64(met, "MET"), f64(met, "Phi"),
                    options.mt_without_sqrt, options.lepton_choice_by_eta, options.legacy_isolation,
-                   _bad_input(collections, n_events), cut, hlf, counts, out, max_tracks, max_photons, max_neutrals)
+                   options.legacy_selection, options.legacy_particle_id, _bad_input(collections, n_events),
+                   cut, hlf, counts, out, max_tracks, max_photons, max_neutrals)
     return EventFeatures(cut, hlf, counts, out[:used])
