@@ -96,3 +96,27 @@ def test_a_real_delphes_event_scores_as_in_process_and_joins_back_to_its_entry(
         numbers = f["Delphes"]["Event/Event.Number"].array(library="np")
     assert [r["event_number"] for r in got] == [int(numbers[e][0]) for e in final]
     assert {r["source_file"] for r in got} == {str(path)}
+
+
+def test_the_2019_recipe_dataset_and_the_published_model_beside_ones_own(spark, pipeline_run: Path, tmp_path: Path) -> None:
+    from topotrigger.features.kernels.definitions import RECIPE_2019
+    from topotrigger.train.loop import TrainSettings
+    from topotrigger.train.stage import train
+
+    out = tmp_path / "f2019"
+    features(FeaturesConfig(recipe="2019", seed=3), str(pipeline_run / "ingest"), str(out), spark, options=RECIPE_2019)
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["layout"] == "anchor" and meta["settings"]["recipe"] == "2019"
+    assert meta["scaler"]["legacy_padding"] and all(meta["options"].values())
+    test = pq.read_table(out / "test")
+    assert set(test.column_names) >= {"HLF_input", "GRU_input", "encoded_label"}
+    assert {len(e) for e in test.column("GRU_input").to_pylist()} == {801}
+    # The HLF min-max is fitted on every selected event (the test split included): all of it in [0, 1].
+    hlf = np.concatenate([np.array(pq.read_table(out / s).column("HLF_input").to_pylist()) for s in ("train", "val", "test")])
+    assert hlf.min() >= 0 and hlf.max() <= 1
+
+    train(TrainSettings(model="hlf", epochs=1, batch_size=32, lr=5e-3), str(out), str(tmp_path / "mine"))
+    result = evaluate(["published:inclusive-2020", str(tmp_path / "mine")], str(out), str(tmp_path / "eval"))
+    assert set(result.metrics["models"]) == {"published:inclusive-2020", "mine"}
+    with pytest.raises(InputError, match="recipe 2019"):
+        evaluate(["published:inclusive-2020"], str(pipeline_run / "features"), str(tmp_path / "refused"))

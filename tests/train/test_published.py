@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -55,3 +57,41 @@ def test_hlf_ranges_published_where_printed_else_the_datasets(model: PublishedMo
     (tmp_path / "bad.json").write_text('{"HTT": [0, 1]}')
     with pytest.raises(InputError, match="HTT"):
         PublishedModel.load(f"published:inclusive-2020@{tmp_path / 'bad.json'}")
+
+
+def published_schema_file(path: Path, n: int, seed: int) -> np.ndarray:
+    """A small file in exactly the schema of the public 2020 inclusive-classifier Parquet datasets
+    (the repository's Data/README.md): Spark ML vectors, `lfeatures` and `GRU_input` as 801 × 19 doubles."""
+    rng = np.random.default_rng(seed)
+    vector = pa.struct([("type", pa.int8()), ("size", pa.int32()), ("indices", pa.list_(pa.int32())),
+                        ("values", pa.list_(pa.float64()))])
+    labels = np.arange(n) % 3
+    hlf = rng.uniform(size=(n, 14))
+    gru = np.zeros((n, 801, 19))
+    gru[:, :60] = rng.normal(size=(n, 60, 19))
+    dense = [{"type": 1, "size": None, "indices": None, "values": h.tolist()} for h in hlf]
+    table = pa.table({"hfeatures": pa.array(dense, vector), "label": pa.array(labels, pa.int64()),
+                      "lfeatures": pa.array(gru.tolist(), pa.list_(pa.list_(pa.float64()))),
+                      "hfeatures_dense": pa.array(dense, vector),
+                      "encoded_label": pa.array([{"type": 0, "size": 3, "indices": [int(y)], "values": [1.0]} for y in labels], vector),
+                      "HLF_input": pa.array(dense, vector),
+                      "GRU_input": pa.array(gru.tolist(), pa.list_(pa.list_(pa.float64())))})
+    path.mkdir(parents=True)
+    pq.write_table(table, path / "part-00000.parquet")
+    return labels
+
+
+def test_the_public_2020_layout_trains_and_the_published_model_scores_it(model: PublishedModel, tmp_path: Path) -> None:
+    from topotrigger.evaluate.stage import evaluate
+    from topotrigger.train.loop import TrainSettings
+    from topotrigger.train.stage import train
+
+    published_schema_file(tmp_path / "public" / "train", 30, 1)
+    labels = published_schema_file(tmp_path / "public" / "test", 12, 2)
+    train(TrainSettings(model="inclusive", epochs=1, batch_size=8, lr=1e-2), str(tmp_path / "public"), str(tmp_path / "mine"))
+    scores, got = model.dataset_scores(str(tmp_path / "public" / "test"))
+    assert got.tolist() == labels.tolist() and scores.shape == (12, 3)
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-6)
+    result = evaluate(["published:inclusive-2020", str(tmp_path / "mine")], str(tmp_path / "public"), str(tmp_path / "eval"))
+    assert set(result.metrics["models"]) == {"published:inclusive-2020", "mine"}
+    assert all(m["events"] == 12 for m in result.metrics["models"].values())
