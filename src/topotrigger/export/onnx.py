@@ -137,6 +137,10 @@ def export_onnx(model_dir: str, out: str | None = None, data: str | None = None)
         raise InputError(f"{model_dir} is a Spark ML / XGBoost model; ONNX export is for the PyTorch models "
                          "(hlf, particle, inclusive, transformer)")
     saved = SavedModel.load(model_dir)
+    if saved.uses_particles and (saved.info.scaler or {}).get("legacy_padding"):
+        raise InputError(f"{model_dir} reads the 2019 recipe's 801-row GRU input (zero rows sorted among the "
+                         "particles and standardised with them), which the ONNX graph does not build: export "
+                         "a model trained on the default recipe, or an hlf model")
     path = Path(out) if out else Path(model_dir) / "model.onnx"
     # Checked on the validation events (test/ is evaluate's alone); datasets without val/ use train/.
     if data is None and saved.info.dataset:

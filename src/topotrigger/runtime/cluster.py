@@ -22,7 +22,7 @@ from typing import Any
 
 from topotrigger.errors import UserError
 from topotrigger.io.atomic import write_json
-from topotrigger.runtime.java import find_java
+from topotrigger.runtime.java import find_java, launcher_home
 
 MASTER = "org.apache.spark.deploy.master.Master"
 CONNECT = "org.apache.spark.sql.connect.service.SparkConnectServer"
@@ -74,8 +74,7 @@ def _port_open(port: int) -> bool:
 
 
 def _env(state: Path) -> dict[str, str]:
-    java = find_java()
-    return {**os.environ, "JAVA_HOME": str(java.home), "SPARK_HOME": str(_spark_home()),
+    return {**os.environ, "JAVA_HOME": str(launcher_home(find_java().home)), "SPARK_HOME": str(_spark_home()),
             "SPARK_LOG_DIR": str(state / "logs"), "SPARK_PID_DIR": str(state / "pids"),
             "SPARK_WORKER_DIR": str(state / "work"), "SPARK_LOCAL_IP": "127.0.0.1",
             "SPARK_MASTER_HOST": "127.0.0.1", "SPARK_IDENT_STRING": "topotrigger",

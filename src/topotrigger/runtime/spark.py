@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from topotrigger.config import SparkConfig
 from topotrigger.errors import ConfigError, MissingInputError
-from topotrigger.runtime.java import find_java
+from topotrigger.runtime.java import find_java, launcher_home
 from topotrigger.runtime.tasks import default_parallelism
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ def spark_conf(cfg: SparkConfig, run_dir: Path) -> dict[str, str]:
         conf["spark.executor.memory"] = cfg.executor_memory
     if cfg.fast_start:
         conf["spark.ui.enabled"] = "false"
+    if cfg.fast_start or not sys.stderr.isatty():  # a progress bar redrawn with \r is noise in a log file
         conf["spark.ui.showConsoleProgress"] = "false"
     conf.update(cfg.conf)
     return conf
@@ -84,8 +85,7 @@ def get_spark(cfg: SparkConfig, run_dir: Path | str = Path("."), verbose: bool =
         _register_sources(active)
         return active
 
-    java = find_java()
-    os.environ["JAVA_HOME"] = str(java.home)
+    os.environ["JAVA_HOME"] = str(launcher_home(find_java().home))
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
 
@@ -121,7 +121,7 @@ def _connect(cfg: SparkConfig) -> "SparkSession":
     if url.startswith("sc://"):
         _check_reachable(url)
     else:  # local[N]: the server runs in this process, on our Java
-        os.environ["JAVA_HOME"] = str(find_java().home)
+        os.environ["JAVA_HOME"] = str(launcher_home(find_java().home))
         os.environ["PYSPARK_PYTHON"] = sys.executable
     try:
         spark = SparkSession.builder.remote(url).appName(cfg.app_name).getOrCreate()
