@@ -12,10 +12,10 @@ import sys
 
 import numpy as np
 
+from topotrigger.features.arrow import collections_of
 from topotrigger.features.ingested import plan, read
 from topotrigger.features.kernels import definitions as d
 from topotrigger.features.kernels.events import compute
-from topotrigger.features.arrow import collections_of
 
 FLAGS = ("mt_without_sqrt", "lepton_choice_by_eta", "legacy_isolation", "legacy_selection", "legacy_particle_id")
 
