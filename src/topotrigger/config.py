@@ -129,6 +129,9 @@ class TrainConfig(_Section):
     lr: float = Field(default=3e-3, gt=0.0)
     workers: int = Field(default=1, gt=0)
     seed: int = Field(default=7, ge=0)
+    # Particle models: batches of events of similar length: less padded GRU work, but batches then mix
+    # classes less evenly and train worse (docs/training.md); off by default.
+    length_buckets: bool = False
 
 
 class TuneConfig(_Section):

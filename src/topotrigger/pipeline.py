@@ -107,7 +107,8 @@ class Context:
         from topotrigger.train.loop import TrainSettings
 
         t = self.cfg.train
-        settings = TrainSettings(model=model, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed)
+        settings = TrainSettings(model=model, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed,
+                                 length_buckets=t.length_buckets)
         best = self.best()
         if best and best["model"] == model:  # the tuned model trains with the best trial's settings
             settings.params = best["params"]
@@ -155,7 +156,7 @@ def _tune(ctx: Context, out: Path) -> dict[str, Any]:
 
     cfg = ctx.cfg
     defaults = TrainSettings(model=cfg.tune.model, epochs=cfg.train.epochs, batch_size=cfg.train.batch_size,
-                             lr=cfg.train.lr, seed=cfg.train.seed)
+                             lr=cfg.train.lr, seed=cfg.train.seed, length_buckets=cfg.train.length_buckets)
     result = tune(cfg.tune, ctx.data, str(out / cfg.tune.model), ctx.spark(), defaults=defaults)
     print_tune(ctx.console, result)
     if (uri := tracking_uri(cfg.run.mlflow)) is not None:

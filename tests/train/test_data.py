@@ -24,6 +24,22 @@ def test_every_event_once_per_epoch_across_ranks(dataset: Path) -> None:
         assert sorted(seen) == list(range(600))
 
 
+def test_length_buckets_keep_every_event_once_and_shrink_the_padding(dataset: Path) -> None:
+    padding = {}
+    for buckets in (False, True):
+        seen, padded, real = [], 0, 0
+        for rank in range(2):
+            data = ParquetEvents(str(dataset / "train"), 16, rank=rank, world=2, buffer_events=50, unit_rows=40,
+                                 length_buckets=buckets)
+            for batch in data:
+                seen += [round(float(x) * 1000) for x in batch.hlf[:, 0]]
+                padded += batch.particles.shape[0] * batch.particles.shape[1]
+                real += int(batch.lengths.sum())
+        assert sorted(seen) == list(range(600))
+        padding[buckets] = padded / real
+    assert padding[True] < padding[False]
+
+
 def test_batches_are_padded_to_their_longest_event(dataset: Path) -> None:
     data = ParquetEvents(str(dataset / "train"), 16, shuffle=False)
     _, _, particles = synthetic_events(600, 1)

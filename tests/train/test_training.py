@@ -189,3 +189,18 @@ def test_datasets_without_val_validate_on_a_seeded_share_of_train(dataset: Path,
     assert Holdout(0.1, 4, "val").mask(0, 50).tolist() == Holdout(0.1, 4, "val").mask(0, 50).tolist()
     history = train(TrainSettings(model="hlf", epochs=1, batch_size=32), str(dataset), str(tmp_path / "m"))
     assert "no val/ split" in history["validation"]
+
+
+@pytest.mark.parametrize("name", ["particle", "inclusive"])
+def test_the_gru_over_padded_steps_equals_packed_sequences(name: str) -> None:
+    torch.manual_seed(3)
+    model = build_model(name).eval()
+    lengths = torch.tensor([5, 1, 12, 7])
+    particles = torch.randn(4, 12, 19) * (torch.arange(12)[None, :, None] < lengths[:, None, None])
+    hlf = torch.randn(4, 14)
+    model.packed = True
+    packed = model(hlf, particles, lengths)
+    model.packed = False
+    padded = model(hlf, particles, lengths)
+    torch.testing.assert_close(padded, packed, rtol=1e-5, atol=1e-6)
+    assert not build_model(name).packed  # padded steps unless asked: the faster on CPU and GPU

@@ -134,8 +134,9 @@ class ParquetEvents(torch.utils.data.IterableDataset["Batch"]):
 
     def __init__(self, path: str, batch_size: int, rank: int = 0, world: int = 1, shuffle: bool = True,
                  buffer_events: int = 20_000, seed: int = 0, with_particles: bool = True, unit_rows: int = 1024,
-                 holdout: Holdout | None = None) -> None:
+                 holdout: Holdout | None = None, length_buckets: bool = False) -> None:
         super().__init__()
+        self.length_buckets = length_buckets and shuffle and with_particles
         self.holdout = holdout
         self.masks: dict[tuple[str, int], np.ndarray] = {}
         self.path, self.batch_size, self.rank, self.world = path, batch_size, rank, world
@@ -203,12 +204,29 @@ class ParquetEvents(torch.utils.data.IterableDataset["Batch"]):
                 events = _concat(buffer)
                 order = rng.permutation(held) if self.shuffle else np.arange(held)
                 n_out = (held - keep) // self.batch_size * self.batch_size
-                for lo in range(0, n_out, self.batch_size):
-                    yield collate(events, order[lo:lo + self.batch_size])
+                for index in self._batches(events, order[:n_out], rng):
+                    yield collate(events, index)
                 rest = order[n_out:]
                 buffer, held = [_take(events, np.sort(rest))], len(rest)
         if held:
             events = _concat(buffer)
             order = rng.permutation(held) if self.shuffle else np.arange(held)
-            for lo in range(0, held, self.batch_size):
-                yield collate(events, order[lo:lo + self.batch_size])
+            for index in self._batches(events, order, rng):
+                yield collate(events, index)
+
+    BUCKET_BATCHES = 50
+
+    def _batches(self, events: Events, order: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+        """`order` cut into batches; with `length_buckets`, each run of 50 batches' events sorted by
+        length first and the batches then shuffled: a batch's events have similar lengths, so little
+        of the padded GRU work is padding."""
+        size = self.batch_size
+        if not self.length_buckets:
+            return [order[lo:lo + size] for lo in range(0, len(order), size)]
+        out = []
+        for lo in range(0, len(order), self.BUCKET_BATCHES * size):
+            chunk = order[lo:lo + self.BUCKET_BATCHES * size]
+            chunk = chunk[np.argsort(events.counts[chunk], kind="stable")]
+            out += [chunk[i:i + size] for i in range(0, len(chunk), size)]
+        rng.shuffle(out)
+        return out

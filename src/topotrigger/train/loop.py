@@ -46,6 +46,7 @@ class TrainSettings:
     patience: int = 3
     checkpoint_every_steps: int = 0
     shuffle_buffer: int = 20_000
+    length_buckets: bool = False  # batches of events of similar length (train/data.py): faster, trains worse
 
 
 def _device(gpu: bool) -> torch.device:
@@ -221,8 +222,21 @@ def _end_epoch(run: _State, val: ParquetEvents, epoch: int, seen: int, total_los
 def run_training(settings: TrainSettings, data_dir: str, out_dir: str, resume: bool = False, gpu: bool = False,
                  quiet: bool = False) -> dict[str, Any]:
     """Train `settings.model` on DATA/train, validate on DATA/val (or a seeded share of DATA/train when the
-    dataset has no val/); returns the history (same on every rank)."""
+    dataset has no val/); returns the history (same on every rank). On a CPU each training process
+    computes with one thread: PyTorch's intra-op threads slow the small GRU matrices down (3× slower
+    with two threads on the project machine, docs/performance.md); more cores go to `--workers`."""
     device = _device(gpu)
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        return _run_training(settings, data_dir, out_dir, resume, device, quiet)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_training(settings: TrainSettings, data_dir: str, out_dir: str, resume: bool, device: torch.device,
+                  quiet: bool) -> dict[str, Any]:
     run = _setup(settings, Path(out_dir), device)
     metadata = storage.join(data_dir, "metadata.json")
     run.classes = class_names(storage.read_json(metadata).get("label_names") if storage.exists(metadata) else None)
@@ -231,7 +245,7 @@ def run_training(settings: TrainSettings, data_dir: str, out_dir: str, resume: b
     val_path, train_holdout, val_holdout, run.validation = validation_source(data_dir, settings.seed)
     train = ParquetEvents(f"{data_dir}/train", settings.batch_size, run.rank, run.world, shuffle=True,
                           buffer_events=settings.shuffle_buffer, seed=settings.seed, with_particles=particles,
-                          holdout=train_holdout)
+                          holdout=train_holdout, length_buckets=settings.length_buckets)
     val = ParquetEvents(val_path, 1024, 0, 1, shuffle=False, with_particles=particles, holdout=val_holdout)
     if val_holdout is not None and run.rank == 0 and not quiet:
         print(f"validation events: {run.validation}", flush=True)
