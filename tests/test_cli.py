@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,3 +125,51 @@ def test_paths_are_checked_before_spark_starts(capsys: pytest.CaptureFixture[str
     assert code == 2 and "missing" in err and ("not found" in err or "no such" in err.lower())
     code, _, err = run_cli(capsys, stage, "--input", str(tmp_path / "in"), "--out", str(tmp_path / "exists"), *extra)
     assert code == 2 and "exists" in err
+
+
+# Options that name what to act on or how (paths, models, one-off actions), not settings: no twin.
+PER_INVOCATION = {"input", "out", "data", "model", "overwrite", "resume", "force", "params", "reference", "label",
+                  "scaling_from", "format", "scale", "mlflow", "state_dir", "space", "workers", "cores_per_worker", "memory", "port",
+                  "help", "version", "config", "run_dir", "verbose", "master", "remote", "fast_start"}
+
+
+def test_every_setting_of_the_cli_has_its_configuration_twin() -> None:
+    import re
+
+    import typer
+
+    from topotrigger.cli import app
+    from topotrigger.config import Config
+
+    def keys(model: type, prefix: str = "") -> set[str]:
+        out = set()
+        for name, field in model.model_fields.items():
+            sub = field.annotation
+            if isinstance(sub, type) and hasattr(sub, "model_fields"):
+                out |= keys(sub, f"{prefix}{name}.")
+            else:
+                out.add(prefix + name)
+        return out
+
+    known = keys(Config)
+    missing, wrong, checked = [], [], 0
+
+    def walk(command: Any, path: str) -> None:  # typer's own click: duck-typed
+        nonlocal checked
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                walk(sub, f"{path} {name}")
+            return
+        for param in command.params:
+            if param.param_type_name != "option" or param.name in PER_INVOCATION:
+                continue
+            checked += 1
+            twin = re.findall(r"\((\w+\.\w+)\)", param.help or "")
+            if not twin:
+                missing.append(f"{path} --{param.name}")
+            elif twin[-1] not in known:
+                wrong.append(f"{path} --{param.name}: {twin[-1]}")
+
+    walk(typer.main.get_command(app), "topotrigger")
+    assert checked > 30
+    assert not missing and not wrong, (missing, wrong)

@@ -341,7 +341,7 @@ def train(
     ctx: typer.Context,
     data: Annotated[str | None, typer.Option(help="Features output (train/, val/ and test/; without val/, a seeded 10 % of train/ validates) [default: RUN_DIR/features].")] = None,
     model: Annotated[str | None, typer.Option(help="hlf, particle, inclusive, transformer (PyTorch) or mllib-rf, mllib-gbt, mllib-mlp, xgboost (Spark) (train.model).")] = None,
-    inputs: Annotated[str, typer.Option(help="Inputs of the Spark models: hlf, or hlf+summary (xgboost: HLF and particle-list summaries).")] = "hlf",
+    inputs: Annotated[str | None, typer.Option(help="Inputs of the Spark models: hlf, or hlf+summary (xgboost: HLF and particle-list summaries) (train.inputs).")] = None,
     out: Annotated[str | None, typer.Option(help="Model directory [default: RUN_DIR/models/MODEL].")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (train.epochs).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size per worker (train.batch_size).")] = None,
@@ -350,9 +350,9 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Seed (train.seed).")] = None,
     length_buckets: Annotated[bool | None, typer.Option("--length-buckets/--no-length-buckets", help="Batch particle models' events by similar length: faster, but trains worse (train.length_buckets).")] = None,
     params: Annotated[Path | None, typer.Option(help="JSON of hyperparameters, e.g. tune's best.json; explicit options win.")] = None,
-    gpu: Annotated[bool, typer.Option(help="Train on a GPU when one is present.")] = False,
+    gpu: Annotated[bool | None, typer.Option("--gpu/--no-gpu", help="Train on the GPU; an error where none is present (train.gpu).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint.pt.")] = False,
-    checkpoint_every: Annotated[int, typer.Option(help="Also checkpoint every K optimizer steps (0: per epoch only).", min=0)] = 0,
+    checkpoint_every: Annotated[int | None, typer.Option(help="Also checkpoint every K optimizer steps, 0: per epoch only (train.checkpoint_every_steps).")] = None,
     mlflow: Annotated[str | None, typer.Option(help="Log to MLflow at this tracking URI ('local': RUN_DIR/mlflow.db); needs the mlflow extra.")] = None,
 ) -> None:
     """Train a classifier on a features dataset, in-process or distributed on Spark."""
@@ -370,16 +370,17 @@ def train(
 
     cfg = state.config(**{"train.model": model or tuned.get("model"), "train.epochs": given(epochs, "epochs"),
                           "train.batch_size": given(batch_size, "batch_size"), "train.lr": given(lr, "lr"),
-                          "train.workers": workers, "train.seed": seed, "train.length_buckets": length_buckets})
+                          "train.workers": workers, "train.seed": seed, "train.length_buckets": length_buckets,
+                          "train.inputs": inputs, "train.gpu": gpu, "train.checkpoint_every_steps": checkpoint_every})
     t = cfg.train
     if tuned.get("model") and tuned["model"] != t.model:
         raise UserError(f"{params} holds {tuned['model']} hyperparameters but the model is {t.model}")
     settings = TrainSettings(model=t.model, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed,
-                             params=tuned.get("params", {}), checkpoint_every_steps=checkpoint_every,
+                             params=tuned.get("params", {}), checkpoint_every_steps=t.checkpoint_every_steps,
                              length_buckets=t.length_buckets)
     model_dir = Path(out or cfg.run_dir / "models" / t.model)
     history = train_model(settings, data or str(cfg.run_dir / "features"), str(model_dir), t.workers,
-                          lambda: _spark(state, cfg), resume, gpu, inputs)
+                          lambda: _spark(state, cfg), resume, t.gpu, t.inputs)
     if (uri := tracking_uri(mlflow or cfg.run.mlflow)) is not None:
         from topotrigger.tracking import log_train
 
@@ -408,10 +409,10 @@ def evaluate(
     model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model directory, or published:inclusive-2020 (the 2020 model; data from features --recipe 2019) (repeatable) [default: every model under RUN_DIR/models].")] = None,
     data: Annotated[str | None, typer.Option(help="Features output [default: RUN_DIR/features].")] = None,
     out: Annotated[str | None, typer.Option(help="Report directory [default: RUN_DIR/evaluate].")] = None,
-    split: Annotated[str, typer.Option(help="Dataset split to evaluate on.")] = "test",
+    split: Annotated[str | None, typer.Option(help="Dataset split to evaluate on: test, val or train (evaluate.split).")] = None,
     mlflow: Annotated[str | None, typer.Option(help="Log to MLflow at this tracking URI ('local': RUN_DIR/mlflow.db); needs the mlflow extra.")] = None,
-    luminosity: Annotated[float | None, typer.Option(help="Instantaneous luminosity for the trigger rates, cm^-2 s^-1 [default: evaluate.luminosity, 2e34].")] = None,
-    cross_section: Annotated[str | None, typer.Option(help="Cross-sections in pb of the ingested events, CLASS=PB,... (override what generate recorded).")] = None,
+    luminosity: Annotated[float | None, typer.Option(help="Instantaneous luminosity for the trigger rates, cm^-2 s^-1 (evaluate.luminosity).")] = None,
+    cross_section: Annotated[str | None, typer.Option(help="Cross-sections in pb of the ingested events, CLASS=PB,... (override what generate recorded) (evaluate.cross_sections).")] = None,
 ) -> None:
     """Score models on the test split: metrics.json, trigger rates, plots and a self-contained report.html."""
     from topotrigger.evaluate.rates import parse_cross_sections
@@ -422,10 +423,10 @@ def evaluate(
         given = parse_cross_sections(cross_section) if cross_section is not None else None
     except ValueError as exc:
         raise ConfigError(f"--cross-section: {exc}") from None
-    cfg = _state(ctx).config(**{"evaluate.luminosity": luminosity, "evaluate.cross_sections": given})
+    cfg = _state(ctx).config(**{"evaluate.luminosity": luminosity, "evaluate.cross_sections": given, "evaluate.split": split})
     settings = cfg.evaluate
     result = run_evaluate(_model_dirs(model, cfg), data or str(cfg.run_dir / "features"),
-                          out or str(cfg.run_dir / "evaluate"), split, spark=lambda: _spark(_state(ctx), cfg),
+                          out or str(cfg.run_dir / "evaluate"), settings.split, spark=lambda: _spark(_state(ctx), cfg),
                           luminosity=settings.luminosity, cross_sections=settings.cross_sections)
     print_evaluate(console, result)
     if (uri := tracking_uri(mlflow or cfg.run.mlflow)) is not None:

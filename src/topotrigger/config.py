@@ -132,6 +132,9 @@ class TrainConfig(_Section):
     # Particle models: batches of events of similar length: less padded GRU work, but batches then mix
     # classes less evenly and train worse (docs/training.md); off by default.
     length_buckets: bool = False
+    inputs: Literal["hlf", "hlf+summary"] = "hlf"   # of the Spark ML / XGBoost models
+    gpu: bool = False                                # train on a GPU (an error where none is present)
+    checkpoint_every_steps: int = Field(default=0, ge=0, description="also checkpoint every K optimizer steps (0: per epoch only)")
 
 
 class TuneConfig(_Section):
@@ -145,6 +148,7 @@ class TuneConfig(_Section):
 
 
 class EvaluateConfig(_Section):
+    split: Literal["test", "val", "train"] = "test"
     luminosity: float = Field(default=2e34, gt=0.0, description="instantaneous luminosity (cm^-2 s^-1) for the trigger rates")
     cross_sections: dict[str, float] = Field(
         default_factory=dict, description="pb per class of the events ingested; override what generate recorded")

@@ -108,7 +108,7 @@ class Context:
 
         t = self.cfg.train
         settings = TrainSettings(model=model, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed,
-                                 length_buckets=t.length_buckets)
+                                 length_buckets=t.length_buckets, checkpoint_every_steps=t.checkpoint_every_steps)
         best = self.best()
         if best and best["model"] == model:  # the tuned model trains with the best trial's settings
             settings.params = best["params"]
@@ -171,7 +171,9 @@ def _train(ctx: Context, out: Path) -> dict[str, Any]:
 
     summary: dict[str, Any] = {}
     for model in ctx.cfg.run.models:
-        history = train_model(ctx.train_settings(model), ctx.data, str(out / model), ctx.cfg.train.workers, ctx.spark)
+        t = ctx.cfg.train
+        history = train_model(ctx.train_settings(model), ctx.data, str(out / model), t.workers, ctx.spark,
+                              gpu=t.gpu, inputs=t.inputs)
         best_epoch = min(history["epochs"], key=lambda e: e["val_loss"])
         summary[model] = {"epochs": len(history["epochs"]), "val_accuracy": best_epoch["val_accuracy"]}
         if (uri := tracking_uri(ctx.cfg.run.mlflow)) is not None:
@@ -184,8 +186,9 @@ def _train(ctx: Context, out: Path) -> dict[str, Any]:
 def _evaluate(ctx: Context, out: Path) -> dict[str, Any]:
     from topotrigger.evaluate.stage import evaluate
 
-    result = evaluate([str(ctx.root / "models" / m) for m in ctx.cfg.run.models], ctx.data, str(out), spark=ctx.spark,
-                      luminosity=ctx.cfg.evaluate.luminosity, cross_sections=ctx.cfg.evaluate.cross_sections)
+    result = evaluate([str(ctx.root / "models" / m) for m in ctx.cfg.run.models], ctx.data, str(out),
+                      ctx.cfg.evaluate.split, spark=ctx.spark, luminosity=ctx.cfg.evaluate.luminosity,
+                      cross_sections=ctx.cfg.evaluate.cross_sections)
     if (uri := tracking_uri(ctx.cfg.run.mlflow)) is not None:
         from topotrigger.tracking import log_evaluate
 
