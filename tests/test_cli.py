@@ -129,7 +129,7 @@ def test_paths_are_checked_before_spark_starts(capsys: pytest.CaptureFixture[str
 
 # Options that name what to act on or how (paths, models, one-off actions), not settings: no twin.
 PER_INVOCATION = {"input", "out", "data", "model", "overwrite", "resume", "force", "params", "reference", "label",
-                  "scaling_from", "format", "scale", "mlflow", "state_dir", "space", "workers", "cores_per_worker", "memory", "port",
+                  "scaling_from", "format", "scale", "cores", "cluster", "mlflow", "state_dir", "space", "workers", "cores_per_worker", "memory", "port",
                   "help", "version", "config", "run_dir", "verbose", "master", "remote", "fast_start"}
 
 

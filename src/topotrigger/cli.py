@@ -478,13 +478,22 @@ def bench(
     ctx: typer.Context,
     scale: Annotated[float, typer.Option(help="Dataset size: 1000 x SCALE generated events per class.", min=0.05)] = 1.0,
     out: Annotated[Path | None, typer.Option(help="Output directory [default: RUN_DIR/bench].")] = None,
+    cores: Annotated[str, typer.Option(help="Comma-separated core counts N: one pass on local[N] each.")] = "1,2",
+    cluster: Annotated[bool, typer.Option("--cluster/--no-cluster", help="Also a pass on a 2-worker standalone cluster.")] = True,
 ) -> None:
-    """Scalability study: every stage at local[1], local[2] and on a 2-worker standalone cluster."""
+    """Scalability study: every stage on local[N] for each N of --cores, and on a 2-worker standalone cluster."""
     from topotrigger.bench.study import study
     from topotrigger.reporting import print_bench
 
+    try:
+        sweep = tuple(int(n) for n in cores.split(","))
+    except ValueError:
+        raise UserError(f"--cores takes comma-separated positive integers, not {cores!r}") from None
+    if not sweep or min(sweep) < 1:
+        raise UserError(f"--cores takes comma-separated positive integers, not {cores!r}")
     cfg = _state(ctx).config()
-    print_bench(console, study(scale, out or cfg.run_dir / "bench"), out or cfg.run_dir / "bench")
+    target = out or cfg.run_dir / "bench"
+    print_bench(console, study(scale, target, cores=sweep, cluster=cluster), target)
 
 
 @app.command()

@@ -156,7 +156,7 @@ def print_tune(console: Console, result: "TuneResult") -> None:
 def print_bench(console: Console, result: dict[str, Any], out: object) -> None:
     summary = result["summary"]
     passes = list(result["passes"])
-    table = Table(title=f"events/s per core (scale {result['scale']}); efficiency vs local[1] in brackets")
+    table = Table(title=f"events/s per core (scale {result['scale']}); efficiency vs the fewest cores in brackets")
     table.add_column("stage")
     for name in passes:
         table.add_column(name, justify="right")
