@@ -205,9 +205,9 @@ def load_model(model_dir: str | Path) -> Scorer:
 
 def model_bytes(model_dir: str | Path) -> int:
     if is_published(model_dir):
-        from topotrigger.train.published import archive_bytes
+        from topotrigger.train.published import archive_bytes, parse_spec
 
-        return len(archive_bytes(str(model_dir)[len(PUBLISHED):].partition("@")[0]))
+        return len(archive_bytes(parse_spec(str(model_dir))[0]))
     model_dir = Path(model_dir)
     if is_spark_model(model_dir):
         return sum(f.stat().st_size for f in (model_dir / SPARK_MODEL).rglob("*") if f.is_file())

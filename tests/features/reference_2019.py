@@ -8,19 +8,9 @@ import math
 
 import numpy as np
 
+from .reference import delta_r as _dr  # ΔR with Δφ wrapped into [−π, π], as the 2019 code's sort had it
+
 CONE = 0.3
-
-
-def _wrapped(x: float) -> float:
-    while x > math.pi:
-        x -= 2 * math.pi
-    while x < -math.pi:
-        x += 2 * math.pi
-    return x
-
-
-def _dr(eta1: float, phi1: float, eta2: float, phi2: float) -> float:
-    return math.hypot(eta1 - eta2, _wrapped(phi1 - phi2))
 
 
 def _cone(eta: float, phi: float, objects: list[tuple[float, float, float]]) -> float:

@@ -81,6 +81,14 @@ def _numbers(array: ak.Array, dtype: str) -> np.ndarray:
     return np.asarray(ak.to_numpy(array), dtype=np.dtype(_target(dtype)).newbyteorder("="))
 
 
+def _offsets(array: ak.Array) -> np.ndarray:
+    """int32 offsets from 0 of a list per entry, from its lengths."""
+    counts = ak.to_numpy(ak.num(array, axis=1))
+    offsets = np.zeros(len(counts) + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets
+
+
 def _lists(array: ak.Array, dtype: str) -> tuple[np.ndarray, np.ndarray]:
     """(int32 offsets from 0, numbers) of a list of numbers per entry, from awkward's buffers when
     uproot hands them over as offsets + content (no per-entry work, no copy of the numbers)."""
@@ -90,9 +98,7 @@ def _lists(array: ak.Array, dtype: str) -> tuple[np.ndarray, np.ndarray]:
         numbers = np.asarray(layout.content.data)[offsets[0]:offsets[-1]]
         offsets = (offsets - offsets[0]).astype(np.int32)
     else:
-        counts = ak.to_numpy(ak.num(array, axis=1))
-        offsets = np.zeros(len(counts) + 1, dtype=np.int32)
-        np.cumsum(counts, out=offsets[1:])
+        offsets = _offsets(array)
         numbers = ak.to_numpy(ak.flatten(array, axis=None))
     return offsets, np.asarray(numbers, dtype=np.dtype(_target(dtype)).newbyteorder("="))
 
@@ -119,9 +125,7 @@ def to_record_batch(chunk: dict[str, Any], columns: list[Column]) -> pa.RecordBa
                     own, numbers = _lists(value[f], t)
                     child = pa.array(numbers)
                 else:
-                    counts = ak.to_numpy(ak.num(value[f], axis=1))
-                    own = np.zeros(len(counts) + 1, dtype=np.int32)
-                    np.cumsum(counts, out=own[1:])
+                    own = _offsets(value[f])
                     child = _arrow(ak.flatten(value[f], axis=1))
                 if offsets is None:
                     offsets = own

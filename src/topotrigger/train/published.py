@@ -30,9 +30,8 @@ from torch import nn
 from topotrigger import _optional
 from topotrigger.errors import InputError, MissingInputError
 from topotrigger.features.kernels.definitions import HLF_INDEX, HLF_NAMES, N_CLASSES, N_HLF, N_PARTICLE_FEATURES, PARTICLE_NAMES
-from topotrigger.modeldir import ModelInfo
+from topotrigger.modeldir import PUBLISHED, ModelInfo
 
-PREFIX = "published:"
 MODELS = {"inclusive-2020": "inclusive-classifier.keras"}
 CLASSES = {"0": "qcd", "1": "ttbar", "2": "wjets"}
 RECIPE = "2019"
@@ -43,8 +42,10 @@ RANGES_2019: dict[str, tuple[float | None, float | None]] = {
 }
 
 
-def is_published(spec: str) -> bool:
-    return spec.startswith(PREFIX)
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """(model name, HLF ranges file or None) of `published:NAME[@RANGES.json]`."""
+    name, _, ranges_file = spec[len(PUBLISHED):].partition("@")
+    return name, ranges_file or None
 
 
 class PublishedInclusive(nn.Module):
@@ -134,14 +135,14 @@ class PublishedModel:
 
     @classmethod
     def load(cls, spec: str) -> "PublishedModel":
-        name, _, ranges_file = spec[len(PREFIX):].partition("@")
+        name, ranges_file = parse_spec(spec)
         if name not in MODELS:
-            raise InputError(f"unknown published model {name!r} (known: {', '.join(PREFIX + m for m in MODELS)})")
+            raise InputError(f"unknown published model {name!r} (known: {', '.join(PUBLISHED + m for m in MODELS)})")
         module = PublishedInclusive()
         module.load_state_dict(keras_state_dict(archive_bytes(name)))
-        info = ModelInfo(model=PREFIX + name, params={}, settings={"recipe": RECIPE}, layout="anchor",
+        info = ModelInfo(model=PUBLISHED + name, params={}, settings={"recipe": RECIPE}, layout="anchor",
                          hlf_names=list(HLF_NAMES), particle_names=list(PARTICLE_NAMES), label_names=dict(CLASSES))
-        return cls(info, module.eval(), {**RANGES_2019, **_ranges_override(ranges_file or None)})
+        return cls(info, module.eval(), {**RANGES_2019, **_ranges_override(ranges_file)})
 
     def check_dataset(self, metadata: dict[str, Any], where: str) -> None:
         """The network reads 2019-recipe inputs: a dataset built otherwise is refused (the public 2020
