@@ -197,7 +197,8 @@ def prepare(data: Path, events: int, target_mb: int) -> list[str]:
     if not (data / "generate" / "manifest.json").exists():
         subprocess.run([sys.executable, "-m", "topotrigger", "--fast-start", "--master", "local[2]", "--run-dir", str(data),
                         "generate", "--events", str(events), "--files-per-class", "4"], check=True)
-    base = expand([str(data / "generate" / c) for c in ("qcd", "ttbar", "wjets")])
+    # Copies from an earlier run sit beside the originals: only the generated files are copied.
+    base = [f for f in expand([str(data / "generate" / c) for c in ("qcd", "ttbar", "wjets")]) if "_copy" not in Path(f).stem]
     size = sum(os.path.getsize(f) for f in base)
     copies = max(1, round(target_mb * 2**20 / size))
     files = []

@@ -13,6 +13,7 @@ from typing import Any
 import awkward as ak
 
 from topotrigger.errors import InputError
+from topotrigger.io import baskets
 
 # The collections and fields the pipeline reads downstream (docs/physics.md).
 PIPELINE_COLLECTIONS: dict[str, tuple[str, ...]] = {
@@ -57,8 +58,19 @@ def read_branches(tree: Any, keys: Mapping[str, str], entry_start: int | None = 
     if not hasattr(tree, "branches"):  # RNTuple: `C.F` is field F of the record list C
         raw = tree.arrays(filter_name=list(keys.values()), entry_start=entry_start, entry_stop=entry_stop)
         return {n: (raw[k.split(".", 1)[0]][k.split(".", 1)[1]] if "." in k else raw[k]) for n, k in keys.items()}
-    raw = tree.arrays(list(keys.values()), entry_start=entry_start, entry_stop=entry_stop, library="ak")
-    return {n: raw[k] for n, k in keys.items()}
+    start = 0 if entry_start is None else entry_start
+    stop = int(tree.num_entries) if entry_stop is None else entry_stop
+    source = baskets.Bytes(tree.file)
+    out = {}
+    for name, key in keys.items():
+        array = baskets.read(tree[key], start, stop, source)
+        if array is not None:
+            out[name] = array
+    rest = {n: k for n, k in keys.items() if n not in out}  # what the vectorised path does not read
+    if rest:
+        raw = tree.arrays(list(rest.values()), entry_start=start, entry_stop=stop, library="ak")
+        out |= {n: raw[k] for n, k in rest.items()}
+    return out
 
 
 def resolve(tree: Any, collection: str, fields: Sequence[str], file: str = "",
