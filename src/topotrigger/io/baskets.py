@@ -30,7 +30,7 @@ def _plain_dtype(interpretation: Any) -> np.dtype | None:
 
     if type(interpretation) is not AsDtype:  # subclasses (in place, doubles32, ...) transform the values
         return None
-    dtype = np.dtype(interpretation.from_dtype)
+    dtype: np.dtype = np.dtype(interpretation.from_dtype)
     if dtype.shape or dtype.fields or dtype.kind not in "biuf":
         return None
     return dtype
