@@ -20,6 +20,8 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from topotrigger.io.storage import absolute, is_remote
+
 # TKey + TBasket header fields (ROOT's TKey::Streamer, TBasket::Streamer), big-endian.
 _KEY = struct.Struct(">ihiIhh")  # fNbytes, fVersion, fObjlen, fDatime, fKeylen, fCycle
 _BASKET = struct.Struct(">Hiiii")  # fVersion, fBufferSize, fNevBufSize, fNevBuf, fLast; 1 flag byte follows
@@ -55,9 +57,10 @@ class Bytes:
 
     def __init__(self, file: Any) -> None:
         path = str(file.file_path)
-        local = path[len("file://"):] if path.startswith("file://") else path
         self.source = file.source
-        self.map = np.memmap(local, np.uint8, "r") if "://" not in local and os.path.isfile(local) else None
+        self.map = None
+        if not is_remote(path) and os.path.isfile(absolute(path)):
+            self.map = np.memmap(absolute(path), np.uint8, "r")
 
     def chunks(self, ranges: list[tuple[int, int]]) -> list[Any]:
         from uproot.source.chunk import Chunk
