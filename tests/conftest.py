@@ -31,6 +31,12 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
     session.stop()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Cluster tests, then slow ones, then the rest (stable within each): with two test processes
+    (`make test`), the minutes-long tests start first instead of finishing last, alone."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("cluster") else 1 if item.get_closest_marker("slow") else 2)
+
+
 @pytest.fixture(autouse=True)
 def _no_user_config(monkeypatch: pytest.MonkeyPatch) -> None:
     # Tests must not pick up a developer's environment by accident.

@@ -12,7 +12,7 @@ from topotrigger.config import load_config
 from topotrigger.errors import ConfigError
 from topotrigger.pipeline import STAGES, run_pipeline
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
 def test_run_rerun_and_force(spark, tmp_path: Path) -> None:
