@@ -4,8 +4,8 @@ one offset per entry (Delphes `Jet.PT`, NanoAOD `Muon_pt`).
 uproot decides what each branch is (its interpretation) and decompresses; this module only finds a
 branch's baskets in the file, reads them with one memory map (local files) or one vectored request
 (remote), and glues their data and offsets with numpy. uproot's generic path spends ≈ 0.4 ms of
-Python per basket building objects; here it is a few array operations, which halves the read time of
-a Delphes file. Anything else (another interpretation, baskets still held in the TBranch, a basket
+Python per basket building objects; here it is a few array operations: 1.6× faster on Delphes files
+(docs/performance.md). Anything else (another interpretation, baskets still held in the TBranch, a basket
 whose entry count disagrees with the branch's table) returns None and the caller reads the branch
 with uproot: this path never guesses.
 """
