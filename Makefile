@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 # Test processes: the Spark, cluster and notebook tests spend much of their time waiting on JVMs and
-# child processes, so two processes on two cores cut the suite's wall time by about a quarter.
+# child processes, so two processes on two cores cut the suite's wall time by about a quarter. Files go out
+# in collection order (tests/conftest.py puts the minutes-long ones first), not xdist's largest-file-first.
 TEST_WORKERS ?= 2
 
 .PHONY: demo test install clean
@@ -26,7 +27,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 clean:
 	rm -rf runs .pytest_cache
