@@ -137,12 +137,10 @@ def read(branch: Any, entry_start: int, entry_stop: int, source: Bytes) -> ak.Ar
         if np.any(steps < 0) or np.any(steps % dtype.itemsize) or bytes_at[-1] != base:
             return None
     values = np.concatenate(datas).view(dtype)
+    lo = entry_start - int(edges[first])  # the range's first entry within the first basket read
     if not jagged:
-        lo = entry_start - int(edges[first])
         return ak.Array(values[lo:lo + entry_stop - entry_start].astype(dtype.newbyteorder("=")))
-    bounds = bytes_at // dtype.itemsize
-    lo = entry_start - int(edges[first])
-    bounds = bounds[lo:lo + entry_stop - entry_start + 1]
+    bounds = (bytes_at // dtype.itemsize)[lo:lo + entry_stop - entry_start + 1]
     numbers = values[bounds[0]:bounds[-1]].astype(dtype.newbyteorder("="))
     return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(bounds - bounds[0]), ak.contents.NumpyArray(numbers)))
 
