@@ -219,10 +219,11 @@ def main() -> None:
     parser.add_argument("--partition-mb", type=int, default=128, help="uncompressed MB per Spark partition")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--peer", action="store_true", help="only the comparison with pyspark-root-datasource")
+    parser.add_argument("--peer-master", default="local[2]", help="Spark master of the comparison with the peer")
     args = parser.parse_args()
     files = prepare(args.data, args.events_per_class, args.target_mb)
     if args.peer:
-        result = compare_with_peer(files)
+        result = compare_with_peer(files, args.peer_master)
         if args.json:
             args.json.write_text(json.dumps(result, indent=2))
         return

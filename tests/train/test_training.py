@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from topotrigger.errors import ConfigError, InputError, MissingInputError
-from topotrigger.train.data import ParquetEvents
+from topotrigger.train.data import ParquetEvents, validation_source
 from topotrigger.train.loop import TrainSettings
 from topotrigger.train.models import MODELS, build_model
 from topotrigger.train.stage import train
@@ -75,6 +75,10 @@ def test_ddp_two_workers_keeps_replicas_identical(spark, dataset: Path, tmp_path
     history = train(TrainSettings(model="hlf", epochs=3, batch_size=32, lr=1e-2), str(dataset), str(out),
                     workers=2, spark=spark)
     assert history["world_size"] == 2 and history["replicas_identical"]
+    # Every rank's events are counted: an epoch is the whole training split, whatever each rank held.
+    _, holdout, _, _ = validation_source(str(dataset), TrainSettings().seed)
+    events = ParquetEvents(str(dataset / "train"), 32, holdout=holdout).num_events
+    assert [e["events"] for e in history["epochs"]] == [events] * 3
     assert min(history["epochs"][-1]["val_auc"]) > 0.8
     assert (out / "model.pt").is_file() and (out / "model.json").is_file()
     with pytest.raises(ConfigError, match="task slots"):

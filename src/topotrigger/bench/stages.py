@@ -52,7 +52,7 @@ def run(master: str, scale: float, out: Path, cores: int) -> dict[str, Any]:
     timed("features", lambda r: r.events_in,
           lambda: features(FeaturesConfig(), str(out / "ingest"), str(out / "features"), spark, overwrite=True))
     settings = TrainSettings(model="inclusive", epochs=2, batch_size=64, patience=10)
-    history = timed("train", lambda h: sum(e["events_per_s"] * e["seconds"] for e in h["epochs"]),
+    history = timed("train", lambda h: sum(e["events"] for e in h["epochs"]),
                     lambda: train(settings, str(out / "features"), str(out / "model"), cores, spark if cores > 1 else None))
     # Steady state: the last epoch's training throughput, without the start-up of the DDP processes
     # and without validation, which the wall time above includes.

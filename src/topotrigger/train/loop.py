@@ -196,6 +196,14 @@ def _end_epoch(run: _State, val: ParquetEvents, epoch: int, seen: int, total_los
                device: torch.device, quiet: bool) -> None:
     """3. Validate, step the schedule, track the best loss; rank 0 writes the best weights, the
     checkpoint and the history."""
+    rank0_seen = seen
+    if run.world > 1:
+        # Ranks may hold unequal shares (units are dealt round-robin): count every rank's events, not
+        # rank 0's times the world size. NCCL reduces on the GPU, gloo on the CPU.
+        where = device if torch.distributed.get_backend() == "nccl" else torch.device("cpu")
+        totals = torch.tensor([float(seen), total_loss], dtype=torch.float64, device=where)
+        torch.distributed.all_reduce(totals)
+        seen, total_loss = int(totals[0].item()), float(totals[1].item())
     val_loss, val_metrics, _, _ = evaluate(_unwrap(run.model), val, device)
     run.scheduler.step(val_loss)
     improved = val_loss < run.best
@@ -203,7 +211,7 @@ def _end_epoch(run: _State, val: ParquetEvents, epoch: int, seen: int, total_los
     record = {"epoch": epoch, "train_loss": total_loss / max(seen, 1), "val_loss": val_loss,
               "val_accuracy": val_metrics["accuracy"], "val_auc": val_metrics["auc"],
               "lr": run.optimizer.param_groups[0]["lr"], "seconds": seconds,
-              "events_per_s": seen * run.world / max(seconds, 1e-9), "rank0_events": seen}
+              "events": seen, "events_per_s": seen / max(seconds, 1e-9), "rank0_events": rank0_seen}
     run.history.append(record)
     if run.rank != 0:
         return
