@@ -186,3 +186,21 @@ def test_plan_by_size_splits_files_of_many_small_entries() -> None:
                               entries_per_byte=5000.0, max_entries=1_000_000)
     assert [[(s.path, s.part, s.parts) for s in p.slices] for p in parts] == [
         [("tiny", i, 5)] for i in range(5)] + [[("small", 0, 1)]]
+
+
+def test_plans_fill_the_task_slots_down_to_a_floor() -> None:
+    """300 MiB of input is 3 partitions of 128 MiB, which leaves 13 of 16 cores idle; with the
+    session's parallelism it is cut into about 16, but never below 4 MiB a partition."""
+    mib = 1024 * 1024
+    sizes = {f"f{i}": 25 * mib for i in range(3)}  # 300 MiB uncompressed at expansion 4
+    assert len(plan.plan_by_size(sizes, expansion=4.0, target_bytes=128 * mib)) == 3
+    assert len(plan.plan_by_size(sizes, expansion=4.0, target_bytes=128 * mib, min_partitions=16)) == 18  # 6 shares each
+    few = plan.plan_by_size({"a": mib, "b": mib}, expansion=4.0, target_bytes=128 * mib, min_partitions=16)
+    assert [[s.path for s in p.slices] for p in few] == [["a"], ["b"]]  # 4 MiB each: the floor
+    # The plan's total decides, not one sample's share of it.
+    shared = plan.plan_by_size({"a": 25 * mib}, expansion=4.0, target_bytes=128 * mib, min_partitions=16,
+                               total_bytes=300 * mib)
+    assert len(shared) == 6
+    infos = [plan.FileInfo(f"g{i}", 100_000, 1000.0, 1) for i in range(3)]  # 100 MB of entries each
+    assert len(plan.make_partitions(infos, 128 * mib)) == 3
+    assert len(plan.make_partitions(infos, 128 * mib, min_partitions=16)) == 16

@@ -15,6 +15,8 @@ Thin glue over `plan` (driver side: expand paths, scan files, pack partitions) a
     partitionBytes  target uncompressed bytes per partition (default 128 MiB)
     partitionEntries  entries per partition (overrides partitionBytes; opens every file to count)
     partitionMaxEntries  at most this many entries per partition (default 1000000), estimated from sizes
+    minPartitions    smaller partitions (down to 4 MiB) where fewer would leave task slots idle; pass the
+                     session's default parallelism (default 1: partitions of partitionBytes)
     stepEntries     entries decompressed at a time inside a task (bounds memory; default 50000)
     onBadFile       stop (default) or skip
 """
@@ -126,14 +128,15 @@ class RootReader(DataSourceReader):
         columns = plan_schema.from_json(self.columns_json)
         target = int(self.options.get("partitionbytes", DEFAULT_PARTITION_BYTES))
         entries = self.options.get("partitionentries")
+        slots = int(self.options.get("minpartitions", 1))
         if entries:  # exact entry counts need every file opened here
             infos, _ = plan.scan(files, self.tree, columns, self.on_bad_file)
-            parts = plan.make_partitions(infos, target, int(entries))
+            parts = plan.make_partitions(infos, target, int(entries), slots)
         else:  # sizes on disk and the first file's compression ratio; bad files are found by the tasks
             first = plan.first_readable(files, self.tree, columns, self.on_bad_file)
             sizes = {f: (first.size if f == first.path else plan.file_size(f)) for f in files}
             parts = plan.plan_by_size(sizes, plan.expansion_of(first), target, plan.entries_per_byte(first),
-                                      int(self.options.get("partitionmaxentries", plan.MAX_ENTRIES)))
+                                      int(self.options.get("partitionmaxentries", plan.MAX_ENTRIES)), slots)
         return [RootPartition(p.to_dict()["slices"]) for p in parts]
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:

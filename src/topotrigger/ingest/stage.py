@@ -149,6 +149,7 @@ def _plan(spark: "SparkSession", cfg: IngestConfig, by_sample: dict[str, list[st
     """Partitions, with the sample each belongs to, the files the planning found unreadable, and the
     sizes on disk it looked up (for the manifest)."""
     all_files = [f for paths in by_sample.values() for f in paths]
+    slots = default_parallelism(spark)  # small inputs are cut finer so that every task slot reads
     parts: list[plan.Partition] = []
     samples: list[str] = []
     bad: dict[str, str] = {}
@@ -158,16 +159,18 @@ def _plan(spark: "SparkSession", cfg: IngestConfig, by_sample: dict[str, list[st
             good, skipped = scan_on_spark(spark, paths, cfg.tree, cfg.on_bad_file)
             bad |= {b["path"]: b["reason"] for b in skipped}
             sizes |= {i.path: i.size for i in good}
-            new = plan.make_partitions(good, cfg.partition_bytes, cfg.partition_entries)
+            new = plan.make_partitions(good, cfg.partition_bytes, cfg.partition_entries, slots)
             parts += new
             samples += [sample] * len(new)
         return parts, samples, bad, sizes
     first = plan.first_readable(all_files, cfg.tree, pipeline_columns(), cfg.on_bad_file)
     expansion = plan.expansion_of(first)
+    sizes = {f: (first.size if f == first.path else plan.file_size(f)) for f in all_files}
+    total = sum(max(size, 0) for size in sizes.values()) * expansion
     for sample, paths in by_sample.items():
-        here = {f: (first.size if f == first.path else plan.file_size(f)) for f in paths}
-        sizes |= here
-        new = plan.plan_by_size(here, expansion, cfg.partition_bytes, plan.entries_per_byte(first))
+        here = {f: sizes[f] for f in paths}
+        new = plan.plan_by_size(here, expansion, cfg.partition_bytes, plan.entries_per_byte(first),
+                                min_partitions=slots, total_bytes=total)
         parts += new
         samples += [sample] * len(new)
     return parts, samples, bad, sizes
