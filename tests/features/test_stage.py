@@ -178,3 +178,34 @@ def html_escape(text: str) -> str:
     import html
 
     return html.escape(text)
+
+
+def test_thresholds_are_the_kth_smallest_h_rid_of_each_class(spark, tmp_path: Path) -> None:
+    """The split thresholds found through the h histogram equal a full sort, with ties in h (broken by
+    rid), crowded buckets and empty classes; a file changed behind the histogram is refused."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from topotrigger.features.stage import _thresholds, h_bucket_codes
+
+    rng = np.random.default_rng(3)
+    label = rng.integers(0, 3, 3000).astype(np.int32)
+    h = rng.integers(-(2**63), 2**63 - 1, 3000, dtype=np.int64)
+    h[:400] = rng.integers(-5, 5, 400)  # many rows in one bucket, equal h values among them
+    rid = rng.permutation(3000).astype(np.int64)
+    files = []
+    for i, part in enumerate(np.array_split(np.arange(3000), 4)):
+        files.append(str(tmp_path / f"part-{i}.parquet"))
+        pq.write_table(pa.table({"label": label[part], "h": h[part], "rid": rid[part]}), files[-1])
+    codes, counts = np.unique(h_bucket_codes(label, h), return_counts=True)
+    histogram = dict(zip(codes.tolist(), counts.tolist()))
+    ranks = [{0: 1, 1: 500, 2: 0}, {0: int((label == 0).sum()), 1: 150, 2: int((label == 2).sum()) - 3}]
+    got = _thresholds(spark, str(tmp_path), files, histogram, ranks)
+    for per_class, cuts in zip(ranks, got):
+        for lab, k in per_class.items():
+            mine = np.flatnonzero(label == lab)
+            order = mine[np.lexsort((rid[mine], h[mine]))]
+            assert cuts[lab] == (None if k == 0 else (int(h[order[k - 1]]), int(rid[order[k - 1]])))
+    pq.write_table(pa.table({"label": label, "h": h, "rid": rid}), files[0])  # every bucket grows
+    with pytest.raises(RuntimeError, match="the select tasks counted"):
+        _thresholds(spark, str(tmp_path), files, histogram, [{0: 5, 1: 5, 2: 5}])

@@ -21,6 +21,7 @@ take exact per-class counts: the k-th smallest (hash, row id) of each class is t
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,6 +98,7 @@ def select_task(pieces: Iterator[ingested.Piece], root: str, options: dict[str, 
     output = TaskOutput(root, compression="lz4")  # read back once or twice, then deleted: speed over size
     flow: dict[tuple[int, int], int] = {}
     caps: dict[tuple[int, str], int] = {}
+    buckets: list[np.ndarray] = []
     try:
         for piece in pieces:
             for batch in ingested.read(piece):
@@ -113,17 +115,44 @@ def select_task(pieces: Iterator[ingested.Piece], root: str, options: dict[str, 
                     for label, count in zip(*np.unique(labels[final][hit[final]], return_counts=True)):
                         caps[(int(label), kind)] = caps.get((int(label), kind), 0) + int(count)
                 keys = event_keys(collections, labels, batch.column("sample"))[final]
+                h = seeded(keys, seed)
+                buckets.append(h_bucket_codes(labels[final], h))
                 output.write(pa.RecordBatch.from_arrays(
                     [pa.array(labels[final].astype(np.int32)), batch.column("sample").take(final), pa.array(keys),
-                     batch.column("rid").take(final), pa.array(seeded(keys, seed)), pa.array(seeded(keys, seed + 1)),
+                     batch.column("rid").take(final), pa.array(h), pa.array(seeded(keys, seed + 1)),
                      packed(features.hlf[final], np.ones(len(final))),
                      packed(features.particles, features.counts[final]),
                      *(batch.column(f.name).take(final) for f in PROVENANCE)], schema=SELECTED))
     except BaseException:
         output.abort()
         raise
+    codes, counts = np.unique(np.concatenate(buckets) if buckets else np.zeros(0, np.int64), return_counts=True)
     yield {"files": output.close(), "flow": [(label, cut, count) for (label, cut), count in flow.items()],
-           "capped": [(label, kind, count) for (label, kind), count in caps.items()]}
+           "capped": [(label, kind, count) for (label, kind), count in caps.items()],
+           "h_buckets": (codes, counts.astype(np.int64))}
+
+
+# The split thresholds are found from a histogram of `h` per class (its top bits), made by the select
+# tasks, then the few rows of the one bucket that holds each threshold: no sort of the selected events.
+H_BUCKET_BITS = 16
+
+
+def h_bucket_codes(label: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """label × 2^16 + the bucket of h (its top 16 bits, signed order kept) per event."""
+    bucket = (np.asarray(h, dtype=np.int64) >> (64 - H_BUCKET_BITS)) + (1 << (H_BUCKET_BITS - 1))
+    return np.asarray(label, dtype=np.int64) * (1 << H_BUCKET_BITS) + bucket
+
+
+def bucket_rows_task(paths: Iterator[str], root: str, wanted: list[int]) -> Iterator[np.ndarray]:
+    """(label, h, rid) of the selected events whose label-and-bucket code is in `wanted`."""
+    fs, _ = storage.resolve(root)
+    codes = np.asarray(wanted, dtype=np.int64)
+    for path in paths:
+        for batch in pq.ParquetFile(path, filesystem=fs).iter_batches(batch_size=65_536, columns=["label", "h", "rid"]):
+            label, h, rid = (batch.column(c).to_numpy(zero_copy_only=False).astype(np.int64) for c in ("label", "h", "rid"))
+            hit = np.isin(h_bucket_codes(label, h), codes)
+            if hit.any():
+                yield np.stack([label[hit], h[hit], rid[hit]], axis=1)
 
 
 def _packed_arrays(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -228,15 +257,20 @@ def _input_manifest(input_path: str) -> tuple[dict[int, str], str | None, dict[s
 
 
 def _select(spark: "SparkSession", pieces: list[ingested.Piece], root: str, options: d.FeatureOptions,
-            seed: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, str, int]]]:
-    """Pass 1: features of every event in the tasks; the selected ones kept under `root`; the cut flow
-    and, per class, the selected events whose particle list reached a cap."""
+            seed: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, str, int]], dict[int, int]]:
+    """Pass 1: features of every event in the tasks; the selected ones kept under `root`; the cut flow,
+    per class the selected events whose particle list reached a cap, and the histogram of `h` (events
+    per label-and-bucket code)."""
     task = functools.partial(select_task, root=root, options=asdict(options), seed=seed)
     prepare(root)
     with user_errors_from_tasks():
         reports = run_tasks(spark, pieces, task)
     commit(root, [f for r in reports for f in r["files"]])
-    return [row for r in reports for row in r["flow"]], [row for r in reports for row in r["capped"]]
+    histogram: dict[int, int] = {}
+    for r in reports:
+        for code, count in zip(*(a.tolist() for a in r["h_buckets"])):
+            histogram[code] = histogram.get(code, 0) + count
+    return [row for r in reports for row in r["flow"]], [row for r in reports for row in r["capped"]], histogram
 
 
 def _below(thresholds: Thresholds) -> Any:
@@ -248,16 +282,37 @@ def _below(thresholds: Thresholds) -> Any:
     return functools.reduce(lambda a, b: a | b, terms) if terms else F.lit(False)
 
 
-def _thresholds(selected: "DataFrame", ranks: list[dict[int, int]]) -> list[Thresholds]:
-    """Pass 2: for each {class: k} of `ranks`, each class's k-th smallest (h, rid); None where k is 0."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    ranked = (selected.select("label", "h", "rid")
-              .withColumn("rank", F.row_number().over(Window.partitionBy("label").orderBy("h", "rid"))))
-    wanted = {(lab, k) for per_class in ranks for lab, k in per_class.items() if k > 0}
-    condition = functools.reduce(lambda a, b: a | b, [(F.col("label") == lab) & (F.col("rank") == k) for lab, k in wanted])
-    cuts = {(r.label, r["rank"]): (r.h, r.rid) for r in ranked.where(condition).collect()}
+def _thresholds(spark: "SparkSession", root: str, files: list[str], histogram: dict[int, int],
+                ranks: list[dict[int, int]]) -> list[Thresholds]:
+    """Pass 2: for each {class: k} of `ranks`, each class's k-th smallest (h, rid); None where k is 0.
+    The histogram names the bucket that holds each k-th event and its rank there; the tasks return the
+    rows of those buckets alone."""
+    where: dict[tuple[int, int], tuple[int, int]] = {}  # (class, k) -> (bucket code, rank in it)
+    for per_class in ranks:
+        for lab, k in per_class.items():
+            if k <= 0 or (lab, k) in where:
+                continue
+            first = lab << H_BUCKET_BITS
+            codes = sorted(c for c in histogram if first <= c < first + (1 << H_BUCKET_BITS))
+            before = 0
+            for code in codes:
+                if before + histogram[code] >= k:
+                    where[(lab, k)] = (code, k - before)
+                    break
+                before += histogram[code]
+            else:
+                raise RuntimeError(f"class {lab} has {before} selected events, fewer than the {k} asked for")
+    wanted = sorted({code for code, _ in where.values()})
+    found = run_tasks(spark, files, functools.partial(bucket_rows_task, root=root, wanted=wanted)) if wanted else []
+    rows = np.concatenate(found) if found else np.zeros((0, 3), np.int64)
+    codes = h_bucket_codes(rows[:, 0], rows[:, 1])
+    cuts: dict[tuple[int, int], tuple[int, int]] = {}
+    for (lab, k), (code, rank) in where.items():
+        here = rows[codes == code]
+        if len(here) != histogram[code]:  # the files changed under us: never cut on a wrong count
+            raise RuntimeError(f"bucket {code} holds {len(here)} selected events, the select tasks counted {histogram[code]}")
+        here = here[np.lexsort((here[:, 2], here[:, 1]))]
+        cuts[(lab, k)] = (int(here[rank - 1, 1]), int(here[rank - 1, 2]))
     return [{lab: cuts.get((lab, k)) for lab, k in per_class.items()} for per_class in ranks]
 
 
@@ -289,8 +344,24 @@ def _arrow_batch_rows(spark: "SparkSession", rows: int | None) -> Iterator[None]
             spark.conf.set(BATCH_ROWS_KEY, before)
 
 
+# Bytes of selected (lz4 Parquet) events per output partition. Not from the task slots: the training
+# split's order depends on the partition count, and must not change with the cluster it ran on.
+SPLIT_PARTITION_BYTES = 16 * 1024 * 1024
+
+
+def _split_partitions(root: str, files: list[str], per_class: dict[int, int], n: dict[str, dict[int, int]]) -> dict[str, int]:
+    """Partitions of each split's write: its share of the selected bytes in pieces of about
+    SPLIT_PARTITION_BYTES, and no more than the files (one per select task made thousands of tiny
+    write tasks at a few million events)."""
+    fs, _ = storage.resolve(root)
+    total = sum(info.size or 0 for info in fs.get_file_info(files))
+    selected = max(1, sum(per_class.values()))
+    return {name: max(1, min(len(files), math.ceil(total * sum(n[name].values()) / selected / SPLIT_PARTITION_BYTES)))
+            for name in ("train", "val", "test")}
+
+
 def _write_splits(spark: "SparkSession", splits: dict[str, "DataFrame"], scaler: Scaler, layout: str,
-                  root: str, partitions: int) -> None:
+                  root: str, partitions: dict[str, int]) -> None:
     """Pass 4: the scaled datasets; the training set in a seeded random order (hash-partitioned on the
     shuffling hash, sorted within: no global sort), the others in a fixed order."""
     struct, arrow_schema = schemas((layouts.ANCHOR_SCHEMA if layout == "anchor" else layouts.COMPACT_SCHEMA)
@@ -300,7 +371,7 @@ def _write_splits(spark: "SparkSession", splits: dict[str, "DataFrame"], scaler:
     with _arrow_batch_rows(spark, 500 if layout == "anchor" else None):
         for name, rows in splits.items():
             order = ("s",) if name == "train" else ("label", "h", "rid")
-            ordered = rows.repartition(partitions, "s").sortWithinPartitions(*order)
+            ordered = rows.repartition(partitions[name], "s").sortWithinPartitions(*order)
             out = storage.join(root, name)
             write_parquet(ordered.select("label", "hlf", "particles", *PROVENANCE.names), out, transform=transform)
             if not storage.parquet_files_or_none(out):  # an empty split is still a readable dataset
@@ -354,7 +425,7 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
 
     with storage.staged_output(out, overwrite, MANIFEST, spark) as staged:
         selected_root = staged.path("_selected")
-        flow_rows, cap_rows = _select(spark, pieces, selected_root, options, cfg.seed)
+        flow_rows, cap_rows, histogram = _select(spark, pieces, selected_root, options, cfg.seed)
         lap("select_and_compute")
 
         cutflow = cutflow_table(flow_rows, label_names)
@@ -367,14 +438,15 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
         # validation split, the rest of the kept events the training split.
         n = _split_counts(per_class, cfg, input_path, all_test=scaling is not None)
         held_out = {lab: n["test"][lab] + n["val"][lab] for lab in n["kept"]}
+        _, selected_files = storage.parquet_files(selected_root)
+        keep_h, test_h, held_h, all_h = _thresholds(spark, selected_root, selected_files, histogram,
+                                                    [n["kept"], n["test"], held_out, per_class])
         selected = spark.read.parquet(selected_root)
-        keep_h, test_h, held_h, all_h = _thresholds(selected, [n["kept"], n["test"], held_out, per_class])
         kept = selected.where(_below(keep_h))
         splits = {"train": kept.where(~_below(held_h)), "val": kept.where(_below(held_h) & ~_below(test_h)),
                   "test": kept.where(_below(test_h))}
         lap("cutflow_balance_split")
 
-        _, selected_files = storage.parquet_files(selected_root)
         if legacy:  # 2019: the HLF min-max fitted on every selected event, before balancing and the split
             scaler = _fit_scaler(spark, selected_root, selected_files, all_h, {lab: None for lab in all_h}, True, True)
         elif scaling is None:
@@ -383,7 +455,8 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
             scaler = Scaler(**scaling.scaler)
         lap("fit_scalers")
 
-        _write_splits(spark, splits, scaler, layout, staged.uri, max(1, len(selected_files)))
+        _write_splits(spark, splits, scaler, layout, staged.uri,
+                      _split_partitions(selected_root, selected_files, per_class, n))
         lap("write_splits")
         storage.delete(selected_root)
 

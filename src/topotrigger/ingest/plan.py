@@ -18,6 +18,7 @@ from topotrigger.errors import InputError
 from topotrigger.ingest.reader import is_rntuple, open_tree, resolve_columns
 from topotrigger.ingest.schema import Column
 from topotrigger.io.storage import is_remote, redact, resolve
+from topotrigger.runtime.tasks import bytes_per_partition
 
 
 @dataclass(frozen=True)
@@ -96,24 +97,11 @@ def scan(paths: list[str], tree: str, columns: list[Column], on_bad_file: str = 
     return sort_out(paths, [try_scan_file(p, tree, columns) for p in paths], on_bad_file)
 
 
-# Partitions are not made smaller than this to fill task slots (Spark's own file sources stop at 4 MiB too).
-MIN_SPLIT_BYTES = 4 * 1024 * 1024
-
-
-def spread(target_bytes: int, total_bytes: float, min_partitions: int) -> int:
-    """Bytes per partition: at most `target_bytes`, and little enough that `total_bytes` makes about
-    `min_partitions` partitions (every task slot gets work), but not below MIN_SPLIT_BYTES. This is the
-    rule of Spark's file sources (maxSplitBytes against the default parallelism)."""
-    if min_partitions <= 1:
-        return target_bytes
-    return int(min(target_bytes, max(MIN_SPLIT_BYTES, total_bytes / min_partitions)))
-
-
 def make_partitions(files: list[FileInfo], target_bytes: int, entries: int | None = None,
                     min_partitions: int = 1) -> list[Partition]:
     """Greedy packing in file order: each partition holds about `target_bytes` (or `entries` entries),
-    less where that fills `min_partitions` task slots (`spread`)."""
-    target_bytes = spread(target_bytes, sum(f.entries * max(f.bytes_per_entry, 1.0) for f in files), min_partitions)
+    less where that fills `min_partitions` task slots (`bytes_per_partition`)."""
+    target_bytes = bytes_per_partition(target_bytes, sum(f.entries * max(f.bytes_per_entry, 1.0) for f in files), min_partitions)
     budget = float(entries) if entries else float(target_bytes)
     parts: list[Partition] = []
     current: list[Slice] = []
@@ -158,10 +146,10 @@ def plan_by_size(sizes: dict[str, int], expansion: float, target_bytes: int, ent
     partition, a big one (in bytes or in entries) is split into equal shares of its entries. A file
     whose size the storage cannot tell gets a partition of its own. Partitions shrink below
     `target_bytes` where that fills `min_partitions` task slots with `total_bytes` (default: these
-    files') of uncompressed data (`spread`)."""
+    files') of uncompressed data (`bytes_per_partition`)."""
     if total_bytes is None:
         total_bytes = sum(max(size, 0) for size in sizes.values()) * expansion
-    target_bytes = spread(target_bytes, total_bytes, min_partitions)
+    target_bytes = bytes_per_partition(target_bytes, total_bytes, min_partitions)
     parts: list[Partition] = []
     current: list[Slice] = []
     used = used_entries = 0.0

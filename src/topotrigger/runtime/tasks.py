@@ -40,6 +40,19 @@ def _classic_default_parallelism(spark: "SparkSession") -> int:
     return int(spark.sparkContext.defaultParallelism)
 
 
+# Partitions are not made smaller than this to fill task slots (Spark's own file sources stop at 4 MiB too).
+MIN_SPLIT_BYTES = 4 * 1024 * 1024
+
+
+def bytes_per_partition(target_bytes: int, total_bytes: float, slots: int) -> int:
+    """At most `target_bytes`, and little enough that `total_bytes` makes about `slots` partitions (every
+    task slot gets work), but not below MIN_SPLIT_BYTES: the rule of Spark's file sources (maxSplitBytes
+    against the default parallelism)."""
+    if slots <= 1:
+        return target_bytes
+    return int(min(target_bytes, max(MIN_SPLIT_BYTES, total_bytes / slots)))
+
+
 def split(items: list[Any], groups: int) -> list[list[Any]]:
     """`items` in `groups` contiguous, nearly equal groups (as `parallelize` slices a list)."""
     n = len(items)
