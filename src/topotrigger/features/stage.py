@@ -293,9 +293,8 @@ def _thresholds(spark: "SparkSession", root: str, files: list[str], histogram: d
             if k <= 0 or (lab, k) in where:
                 continue
             first = lab << H_BUCKET_BITS
-            codes = sorted(c for c in histogram if first <= c < first + (1 << H_BUCKET_BITS))
             before = 0
-            for code in codes:
+            for code in sorted(c for c in histogram if first <= c < first + (1 << H_BUCKET_BITS)):
                 if before + histogram[code] >= k:
                     where[(lab, k)] = (code, k - before)
                     break
@@ -305,10 +304,10 @@ def _thresholds(spark: "SparkSession", root: str, files: list[str], histogram: d
     wanted = sorted({code for code, _ in where.values()})
     found = run_tasks(spark, files, functools.partial(bucket_rows_task, root=root, wanted=wanted)) if wanted else []
     rows = np.concatenate(found) if found else np.zeros((0, 3), np.int64)
-    codes = h_bucket_codes(rows[:, 0], rows[:, 1])
+    row_codes = h_bucket_codes(rows[:, 0], rows[:, 1])
     cuts: dict[tuple[int, int], tuple[int, int]] = {}
     for (lab, k), (code, rank) in where.items():
-        here = rows[codes == code]
+        here = rows[row_codes == code]
         if len(here) != histogram[code]:  # the files changed under us: never cut on a wrong count
             raise RuntimeError(f"bucket {code} holds {len(here)} selected events, the select tasks counted {histogram[code]}")
         here = here[np.lexsort((here[:, 2], here[:, 1]))]
