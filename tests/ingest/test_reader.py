@@ -204,3 +204,8 @@ def test_plans_fill_the_task_slots_down_to_a_floor() -> None:
     infos = [plan.FileInfo(f"g{i}", 100_000, 1000.0, 1) for i in range(3)]  # 100 MB of entries each
     assert len(plan.make_partitions(infos, 128 * mib)) == 3
     assert len(plan.make_partitions(infos, 128 * mib, min_partitions=16)) == 16
+    # 18 partitions of 128 MiB take two waves of 16 tasks (256 MiB a slot); aiming at two full waves of
+    # 72 MiB cuts each file in two: 36 of 64 MiB, three short waves (192 MiB a slot).
+    eighteen = {f"h{i}": 32 * mib for i in range(18)}
+    assert len(plan.plan_by_size(eighteen, expansion=4.0, target_bytes=128 * mib)) == 18
+    assert len(plan.plan_by_size(eighteen, expansion=4.0, target_bytes=128 * mib, min_partitions=16)) == 36

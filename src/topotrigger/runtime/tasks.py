@@ -10,6 +10,7 @@ closure) and returns its results pickled, which the driver unpickles in group or
 from __future__ import annotations
 
 import functools
+import math
 import pickle
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -45,12 +46,14 @@ MIN_SPLIT_BYTES = 4 * 1024 * 1024
 
 
 def bytes_per_partition(target_bytes: int, total_bytes: float, slots: int) -> int:
-    """At most `target_bytes`, and little enough that `total_bytes` makes about `slots` partitions (every
-    task slot gets work), but not below MIN_SPLIT_BYTES: the rule of Spark's file sources (maxSplitBytes
-    against the default parallelism)."""
-    if slots <= 1:
+    """At most `target_bytes`, and little enough that `total_bytes` fills whole waves of `slots` tasks
+    (18 partitions on 16 slots take two task-times; 32 smaller ones take the same, 16 take one), but not
+    below MIN_SPLIT_BYTES. With one wave this is Spark's rule for file sources (maxSplitBytes against
+    the default parallelism)."""
+    if slots <= 1 or total_bytes <= 0:
         return target_bytes
-    return int(min(target_bytes, max(MIN_SPLIT_BYTES, total_bytes / slots)))
+    waves = math.ceil(total_bytes / target_bytes / slots)
+    return int(min(target_bytes, max(MIN_SPLIT_BYTES, total_bytes / (waves * slots))))
 
 
 def split(items: list[Any], groups: int) -> list[list[Any]]:
