@@ -9,7 +9,9 @@
    pyarrow, computes the features and the event key, counts the cut flow, and writes the selected
    events to a temporary `_selected/` with the feature arrays packed as bytes: the nested input never
    enters the JVM, and the later passes shuffle flat rows.
-2. Balance and split on Spark, on a narrow (label, hash, row id) projection.
+2. Balance and split: the tasks of 1 also count the selected events per class and bucket of the
+   hash (its top 16 bits); the bucket that holds each threshold is read back alone (label, hash,
+   row id) and sorted in the driver. No pass sorts every selected event.
 3. Scalers from the training split; 4. scaled layouts written by the tasks (`io.arrow_writer`).
 
 Sampling is by a seeded hash of each event's content (`keys.py`), not by row position, so the same
