@@ -54,8 +54,9 @@ def make_batches(lengths: np.ndarray, events: int, batch_size: int, bucketed: bo
 def throughput(model_name: str, batches: list[tuple], device: torch.device, gru: str = "auto") -> float:
     torch.manual_seed(0)
     model = build_model(model_name).to(device)
-    if gru != "auto":  # the GRU over packed sequences or over the batch's padded steps (models.py)
+    if gru != "auto":  # the GRU over packed sequences, over all the batch's padded steps, or in slices of 32 (models.py)
         model.packed = gru == "packed"
+        model.chunk_steps = 32 if gru == "sliced" else 0
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
     moved = [tuple(t.to(device) for t in b) for b in batches]
@@ -86,7 +87,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="64,256,1024")
     parser.add_argument("--models", default="inclusive")
     parser.add_argument("--events", type=int, default=4000)
-    parser.add_argument("--gru", default="auto", help="GRU models: auto, packed and/or padded, comma-separated")
+    parser.add_argument("--gru", default="auto", help="GRU models: auto, packed, padded and/or sliced, comma-separated")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     lengths = np.load(args.lengths)

@@ -13,7 +13,7 @@ import torch
 from topotrigger.errors import ConfigError, InputError, MissingInputError
 from topotrigger.train.data import ParquetEvents, validation_source
 from topotrigger.train.loop import TrainSettings
-from topotrigger.train.models import MODELS, build_model
+from topotrigger.train.models import MODELS, build_model, exportable
 from topotrigger.train.stage import train
 
 
@@ -208,3 +208,23 @@ def test_the_gru_over_padded_steps_equals_packed_sequences(name: str) -> None:
     padded = model(hlf, particles, lengths)
     torch.testing.assert_close(padded, packed, rtol=1e-5, atol=1e-6)
     assert not build_model(name).packed  # padded steps unless asked: the faster on CPU and GPU
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 4, 32])
+def test_the_gru_in_slices_of_steps_equals_all_padded_steps(chunk: int) -> None:
+    """Values and gradients: slices ending exactly at an event's length, events of one step, ties."""
+    torch.manual_seed(4)
+    lengths = torch.tensor([5, 1, 12, 7, 8, 12, 3, 4])
+    particles = torch.randn(8, 12, 19) * (torch.arange(12)[None, :, None] < lengths[:, None, None])
+    hlf = torch.randn(8, 14)
+    results = []
+    for steps in (0, chunk):
+        torch.manual_seed(5)
+        model = build_model("inclusive").eval()
+        model.chunk_steps = steps
+        logits = model(hlf, particles, lengths)
+        logits.square().sum().backward()
+        results.append((logits.detach(), model.gru.weight_hh_l0.grad.clone()))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(results[1][1], results[0][1], rtol=1e-4, atol=1e-6)
+    assert build_model("inclusive").chunk_steps == 32 and exportable(build_model("inclusive")).chunk_steps == 0

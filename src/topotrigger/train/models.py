@@ -40,22 +40,48 @@ class HLFClassifier(nn.Module):
         return logits
 
 
-def _last_gru_state(gru: nn.GRU, particles: torch.Tensor, lengths: torch.Tensor, packed: bool) -> torch.Tensor:
+def _last_gru_state(gru: nn.GRU, particles: torch.Tensor, lengths: torch.Tensor, packed: bool,
+                    chunk_steps: int = 0) -> torch.Tensor:
     lengths = lengths.clamp(min=1)
     if packed:
         _, h = gru(pack_padded_sequence(particles, lengths.cpu(), batch_first=True, enforce_sorted=False))
         last: torch.Tensor = h[-1]
         return last
+    if chunk_steps and particles.device.type == "cpu":
+        return _chunked_last_state(gru, particles, lengths, chunk_steps)
     # The GRU is causal, so its output at step length-1 of the padded sequence is the packed final
-    # state (the same numbers; exporters can trace it, and on a CPU it is the faster of the two).
+    # state (the same numbers; exporters can trace it, and on a GPU it is the faster of the two).
     out, _ = gru(particles)
     index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, out.shape[2])
     state: torch.Tensor = out.gather(1, index).squeeze(1)
     return state
 
 
+def _chunked_last_state(gru: nn.GRU, particles: torch.Tensor, lengths: torch.Tensor, chunk: int) -> torch.Tensor:
+    """The padded GRU in slices of `chunk` steps, each over the events still running: events sorted by
+    length, slice k runs the fused kernel on those longer than k·chunk from their state after slice
+    k-1. An event costs its length rounded up to a slice, not the batch's longest length (at 200–490
+    particles per event that is a third less work)."""
+    order = torch.argsort(lengths, descending=True)
+    x, lens = particles[order], lengths[order]
+    ends = lens.tolist()
+    pieces: list[torch.Tensor] = []
+    h: torch.Tensor | None = None
+    for start in range(0, ends[0], chunk):
+        running = sum(1 for n in ends if n > start)  # a prefix: the lengths are sorted
+        out, h_n = gru(x[:running, start:start + chunk], None if h is None else h[:, :running].contiguous())
+        finished = sum(1 for n in ends[:running] if n > start + chunk)  # events [finished, running) end here
+        if finished < running:
+            index = (lens[finished:running] - 1 - start).view(-1, 1, 1).expand(-1, 1, out.shape[2])
+            pieces.append(out[finished:running].gather(1, index).squeeze(1))
+        h = h_n
+    state = torch.cat(pieces[::-1])  # the longest events first: the sorted order
+    return state[torch.argsort(order)]
+
+
 class _SequenceModel(nn.Module):
     packed = False  # True: packed sequences (slower; benchmarks compare the two)
+    chunk_steps = 32  # on a CPU, the padded GRU in slices of this many steps (0: over all padded steps)
 
 
 class ParticleGRU(_SequenceModel):
@@ -65,7 +91,7 @@ class ParticleGRU(_SequenceModel):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, N_CLASSES))
 
     def forward(self, hlf: torch.Tensor, particles: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        logits: torch.Tensor = self.head(_last_gru_state(self.gru, particles, lengths, self.packed))
+        logits: torch.Tensor = self.head(_last_gru_state(self.gru, particles, lengths, self.packed, self.chunk_steps))
         return logits
 
 
@@ -77,7 +103,7 @@ class InclusiveClassifier(_SequenceModel):
         self.head = nn.Sequential(nn.Linear(hidden + N_HLF, dense), nn.ReLU(), nn.Linear(dense, N_CLASSES))
 
     def forward(self, hlf: torch.Tensor, particles: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        state = _last_gru_state(self.gru, particles, lengths, self.packed)
+        state = _last_gru_state(self.gru, particles, lengths, self.packed, self.chunk_steps)
         logits: torch.Tensor = self.head(torch.cat([state, self.hlf_dropout(hlf)], dim=1))
         return logits
 
@@ -120,8 +146,9 @@ def build_model(name: str, params: dict[str, Any] | None = None) -> nn.Module:
 
 
 def exportable(model: nn.Module) -> nn.Module:
-    """The same model with every GRU run over padded steps instead of packed sequences (traceable)."""
+    """The same model with every GRU run over all padded steps, not packed sequences or slices (traceable)."""
     for module in model.modules():
         if isinstance(module, _SequenceModel):
             module.packed = False
+            module.chunk_steps = 0
     return model
