@@ -268,10 +268,11 @@ def _select(spark: "SparkSession", pieces: list[ingested.Piece], root: str, opti
     with user_errors_from_tasks():
         reports = run_tasks(spark, pieces, task)
     commit(root, [f for r in reports for f in r["files"]])
-    histogram: dict[int, int] = {}
-    for r in reports:
-        for code, count in zip(*(a.tolist() for a in r["h_buckets"])):
-            histogram[code] = histogram.get(code, 0) + count
+    codes, where = np.unique(np.concatenate([r["h_buckets"][0] for r in reports] or [np.zeros(0, np.int64)]),
+                             return_inverse=True)
+    counts = np.bincount(where, np.concatenate([r["h_buckets"][1] for r in reports] or [np.zeros(0, np.int64)]),
+                         minlength=len(codes)).astype(np.int64)
+    histogram = dict(zip(codes.tolist(), counts.tolist()))
     return [row for r in reports for row in r["flow"]], [row for r in reports for row in r["capped"]], histogram
 
 
@@ -289,20 +290,20 @@ def _thresholds(spark: "SparkSession", root: str, files: list[str], histogram: d
     """Pass 2: for each {class: k} of `ranks`, each class's k-th smallest (h, rid); None where k is 0.
     The histogram names the bucket that holds each k-th event and its rank there; the tasks return the
     rows of those buckets alone."""
+    codes = np.array(sorted(histogram), dtype=np.int64)
+    counts = np.array([histogram[c] for c in codes.tolist()], dtype=np.int64)
     where: dict[tuple[int, int], tuple[int, int]] = {}  # (class, k) -> (bucket code, rank in it)
     for per_class in ranks:
         for lab, k in per_class.items():
-            if k <= 0 or (lab, k) in where:
+            if k <= 0:
                 continue
-            first = lab << H_BUCKET_BITS
-            before = 0
-            for code in sorted(c for c in histogram if first <= c < first + (1 << H_BUCKET_BITS)):
-                if before + histogram[code] >= k:
-                    where[(lab, k)] = (code, k - before)
-                    break
-                before += histogram[code]
-            else:
-                raise RuntimeError(f"class {lab} has {before} selected events, fewer than the {k} asked for")
+            mine = codes[(codes >> H_BUCKET_BITS) == lab]
+            cum = np.cumsum(counts[(codes >> H_BUCKET_BITS) == lab])
+            i = int(np.searchsorted(cum, k))  # the first bucket whose running count reaches k
+            if i == len(cum):
+                raise RuntimeError(f"class {lab} has {int(cum[-1]) if len(cum) else 0} selected events, "
+                                   f"fewer than the {k} asked for")
+            where[(lab, k)] = (int(mine[i]), k - (int(cum[i - 1]) if i else 0))
     wanted = sorted({code for code, _ in where.values()})
     found = run_tasks(spark, files, functools.partial(bucket_rows_task, root=root, wanted=wanted)) if wanted else []
     rows = np.concatenate(found) if found else np.zeros((0, 3), np.int64)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
@@ -64,13 +65,14 @@ def _chunked_last_state(gru: nn.GRU, particles: torch.Tensor, lengths: torch.Ten
     particles per event that is a third less work)."""
     order = torch.argsort(lengths, descending=True)
     x, lens = particles[order], lengths[order]
-    ends = lens.tolist()
+    # Events longer than each slice start, counted on the ascending negated lengths: a prefix each time.
+    starts = np.arange(0, int(lens[0]), chunk)
+    longer = np.searchsorted(-lens.cpu().numpy(), -np.append(starts, starts[-1] + chunk), side="left").tolist()
     pieces: list[torch.Tensor] = []
     h: torch.Tensor | None = None
-    for start in range(0, ends[0], chunk):
-        running = sum(1 for n in ends if n > start)  # a prefix: the lengths are sorted
+    for i, start in enumerate(starts.tolist()):
+        running, finished = longer[i], longer[i + 1]  # events [finished, running) end in this slice
         out, h_n = gru(x[:running, start:start + chunk], None if h is None else h[:, :running].contiguous())
-        finished = sum(1 for n in ends[:running] if n > start + chunk)  # events [finished, running) end here
         if finished < running:
             index = (lens[finished:running] - 1 - start).view(-1, 1, 1).expand(-1, 1, out.shape[2])
             pieces.append(out[finished:running].gather(1, index).squeeze(1))
