@@ -209,3 +209,12 @@ def test_plans_fill_the_task_slots_down_to_a_floor() -> None:
     eighteen = {f"h{i}": 32 * mib for i in range(18)}
     assert len(plan.plan_by_size(eighteen, expansion=4.0, target_bytes=128 * mib)) == 18
     assert len(plan.plan_by_size(eighteen, expansion=4.0, target_bytes=128 * mib, min_partitions=16)) == 36
+
+
+def test_the_root_sources_number_options_are_checked() -> None:
+    from topotrigger.ingest.source import _count
+
+    assert _count({"minpartitions": "16"}, "minPartitions", 1) == 16 and _count({}, "minPartitions", 1) == 1
+    for bad in ("abc", "0", "-3", "1.5"):
+        with pytest.raises(InputError, match=f"option minPartitions must be a positive whole number, not '{bad}'"):
+            _count({"minpartitions": bad}, "minPartitions", 1)

@@ -88,6 +88,18 @@ def _lower(options: Any) -> dict[str, str]:
     return {str(k).lower(): v for k, v in dict(options).items()}
 
 
+def _count(options: dict[str, str], name: str, default: int) -> int:
+    """A positive whole-number option; a bad value is one clear error, not a ValueError from the task."""
+    value = options.get(name.lower(), default)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise InputError(f"option {name} must be a positive whole number, not {value!r}")
+    return number
+
+
 class RootDataSource(DataSource):
     @classmethod
     def name(cls) -> str:
@@ -118,7 +130,7 @@ class RootReader(DataSourceReader):
         self.tree = options.get("tree", "Delphes")
         self.columns_json = plan_schema.to_json(columns or plan_schema.from_spark_schema(spark_schema))
         self.arrow_schema = to_arrow_schema(spark_schema)
-        self.step = int(options.get("stepentries", 50_000))
+        self.step = _count(options, "stepEntries", 50_000)
         self.on_bad_file = options.get("onbadfile", "stop")
 
     def partitions(self) -> list[RootPartition]:
@@ -126,17 +138,17 @@ class RootReader(DataSourceReader):
             return [RootPartition(slices) for slices in json.loads(self.options["plan"])]
         files = _paths(self.options)
         columns = plan_schema.from_json(self.columns_json)
-        target = int(self.options.get("partitionbytes", DEFAULT_PARTITION_BYTES))
+        target = _count(self.options, "partitionBytes", DEFAULT_PARTITION_BYTES)
         entries = self.options.get("partitionentries")
-        slots = int(self.options.get("minpartitions", 1))
+        slots = _count(self.options, "minPartitions", 1)
         if entries:  # exact entry counts need every file opened here
             infos, _ = plan.scan(files, self.tree, columns, self.on_bad_file)
-            parts = plan.make_partitions(infos, target, int(entries), slots)
+            parts = plan.make_partitions(infos, target, _count(self.options, "partitionEntries", 1), slots)
         else:  # sizes on disk and the first file's compression ratio; bad files are found by the tasks
             first = plan.first_readable(files, self.tree, columns, self.on_bad_file)
             sizes = {f: (first.size if f == first.path else plan.file_size(f)) for f in files}
             parts = plan.plan_by_size(sizes, plan.expansion_of(first), target, plan.entries_per_byte(first),
-                                      int(self.options.get("partitionmaxentries", plan.MAX_ENTRIES)), slots)
+                                      _count(self.options, "partitionMaxEntries", plan.MAX_ENTRIES), slots)
         return [RootPartition(p.to_dict()["slices"]) for p in parts]
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
