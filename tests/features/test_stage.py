@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -132,17 +133,6 @@ def test_an_empty_split_stops_with_one_line_or_is_written_empty(spark, ingested:
     assert spark.read.parquet(str(out / "test")).count() == 0
 
 
-def test_a_failed_anchor_write_restores_the_arrow_batch_size(spark, tmp_path: Path) -> None:
-    from topotrigger.features.stage import BATCH_ROWS_KEY, _arrow_batch_rows
-
-    spark.conf.set(BATCH_ROWS_KEY, "1234")
-    with pytest.raises(RuntimeError, match="boom"), _arrow_batch_rows(spark, 500):
-        assert spark.conf.get(BATCH_ROWS_KEY) == "500"
-        raise RuntimeError("boom")
-    assert spark.conf.get(BATCH_ROWS_KEY) == "1234"
-    spark.conf.unset(BATCH_ROWS_KEY)
-
-
 def test_train_val_and_test_are_disjoint_with_the_requested_shares(spark, ingested: Path, tmp_path: Path) -> None:
     out = tmp_path / "three"
     result = features(FeaturesConfig(seed=5, test_fraction=0.25, val_fraction=0.3), str(ingested), str(out), spark)
@@ -209,3 +199,65 @@ def test_thresholds_are_the_kth_smallest_h_rid_of_each_class(spark, tmp_path: Pa
     pq.write_table(pa.table({"label": label, "h": h, "rid": rid}), files[0])  # every bucket grows
     with pytest.raises(RuntimeError, match="the select tasks counted"):
         _thresholds(spark, str(tmp_path), files, histogram, [{0: 5, 1: 5, 2: 5}])
+
+
+def test_split_writes_partition_by_the_shuffling_hash_and_keep_every_kept_event(spark, tmp_path: Path) -> None:
+    """The map and reduce tasks of the split writes, called directly: every kept event lands once, in its
+    split and in the partition its shuffling hash names, training events in hash order, the others in
+    (label, h, rid) order; events the balancing leaves out are written nowhere."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from topotrigger.features import layouts
+    from topotrigger.features.arrow import packed
+    from topotrigger.features.scaling import Moments, Scaler
+    from topotrigger.features.stage import SELECTED, partition_task, split_of, write_split_task
+    from topotrigger.io.arrow_writer import prepare
+    from topotrigger.io.provenance import PROVENANCE_DDL
+    from topotrigger.runtime.spark import schemas
+
+    rng = np.random.default_rng(8)
+    n = 600
+    label = rng.integers(0, 3, n).astype(np.int32)
+    h, s = (rng.integers(-(2**63), 2**63 - 1, n, dtype=np.int64) for _ in range(2))
+    rid = np.arange(n, dtype=np.int64)
+    counts = rng.integers(1, 6, n)
+    hlf = rng.normal(size=(n, d.N_HLF)).astype(np.float32)
+    particles = rng.normal(size=(int(counts.sum()), d.N_PARTICLE_FEATURES)).astype(np.float32)
+    columns = {"label": pa.array(label), "sample": pa.array(["x"] * n), "key": pa.array(rid), "rid": pa.array(rid),
+               "h": pa.array(h), "s": pa.array(s), "hlf": packed(hlf, np.ones(n)), "particles": packed(particles, counts)}
+    table = pa.table({f.name: columns.get(f.name, pa.nulls(n, f.type)) for f in SELECTED}, schema=SELECTED)
+    files = []
+    for i, part in enumerate(np.array_split(np.arange(n), 3)):
+        files.append(str(tmp_path / f"sel-{i}.parquet"))
+        pq.write_table(table.take(pa.array(part)), files[-1])
+    rank = lambda q: {lab: (int(np.sort(h[label == lab])[int(q * (label == lab).sum())]), n) for lab in range(3)}
+    cuts = {"kept": rank(0.9), "held": rank(0.4), "test": rank(0.2)}
+    partitions = {"train": 3, "val": 1, "test": 2}
+    (tmp_path / "shuffle").mkdir()
+    maps = [m for f in files for m in partition_task(iter([f]), str(tmp_path), str(tmp_path / "shuffle"), cuts,
+                                                     partitions, (cuts["kept"], cuts["held"]))]
+    split = split_of(label, h, rid, cuts)
+    train = split == 0
+    merged = functools.reduce(Moments.merge, [m["moments"] for m in maps])
+    assert merged.n == counts[train].sum()
+    np.testing.assert_allclose(merged.hlf_min, hlf[train].min(axis=0))
+
+    _, schema = schemas(layouts.COMPACT_SCHEMA + ", " + PROVENANCE_DDL)
+    scaler = Scaler.fit(merged).to_dict()
+    first = {"train": 0, "val": 3, "test": 4}
+    for name, code in (("train", 0), ("val", 1), ("test", 2)):
+        prepare(str(tmp_path / "out" / name))
+        for p in range(partitions[name]):
+            group = first[name] + p
+            sources = [(m["path"], i) for m in maps for i, g in enumerate(m["groups"]) if g == group]
+            reports = list(write_split_task(iter([(name, group, sources)]), str(tmp_path / "out"), scaler, "compact", schema))
+            got = pa.concat_tables([pq.read_table(r["path"]) for r in reports[0]["files"]]) if sources else None
+            mine = np.flatnonzero((split == code) & (s.view(np.uint64) % np.uint64(partitions[name]) == p))
+            if name == "train":
+                mine = mine[np.argsort(s[mine])]
+            else:
+                mine = mine[np.lexsort((rid[mine], h[mine], label[mine]))]
+            assert (got.num_rows if got is not None else 0) == len(mine)
+            if len(mine):
+                assert got.column("label").to_pylist() == label[mine].tolist()

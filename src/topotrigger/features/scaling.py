@@ -24,11 +24,12 @@ class Moments:
 
     @classmethod
     def of(cls, hlf: np.ndarray, particles: np.ndarray) -> "Moments":
-        p = particles.astype(np.float64)
         empty = hlf.shape[0] == 0
+        # Summed in float64 without a float64 copy of the rows (a few hundred MB per task).
         return cls(np.full(hlf.shape[1], np.inf) if empty else hlf.min(axis=0).astype(np.float64),
                    np.full(hlf.shape[1], -np.inf) if empty else hlf.max(axis=0).astype(np.float64),
-                   float(p.shape[0]), p.sum(axis=0), (p * p).sum(axis=0))
+                   float(particles.shape[0]), particles.sum(axis=0, dtype=np.float64),
+                   np.einsum("ij,ij->j", particles, particles, dtype=np.float64))
 
     def merge(self, other: "Moments") -> "Moments":
         return Moments(np.minimum(self.hlf_min, other.hlf_min), np.maximum(self.hlf_max, other.hlf_max),

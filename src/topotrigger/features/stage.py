@@ -7,12 +7,18 @@
 
 1. One Spark task per piece of the ingested dataset (`ingested.py`: whole row groups) reads it with
    pyarrow, computes the features and the event key, counts the cut flow, and writes the selected
-   events to a temporary `_selected/` with the feature arrays packed as bytes: the nested input never
-   enters the JVM, and the later passes shuffle flat rows.
+   events to a temporary `_selected/` with the feature arrays packed as bytes.
 2. Balance and split: the tasks of 1 also count the selected events per class and bucket of the
    hash (its top 16 bits); the bucket that holds each threshold is read back alone (label, hash,
    row id) and sorted in the driver. No pass sorts every selected event.
-3. Scalers from the training split; 4. scaled layouts written by the tasks (`io.arrow_writer`).
+3. A task per `_selected` file sorts its kept events into output partitions (split, shuffling hash
+   modulo the split's partitions), one Arrow IPC file with a record batch per partition, and sums the
+   scaler's moments over the training events it holds.
+4. A task per output partition reads its record batches, orders them, scales and writes them
+   (`io.arrow_writer`); the driver checks the rows written against the split counts.
+
+No event passes through the JVM: Spark schedules the tasks, which read and write with pyarrow. Its
+own shuffle converted every row to its row format and back, and cost more than the features.
 
 Sampling is by a seeded hash of each event's content (`keys.py`), not by row position, so the same
 input and seed give the same datasets whatever the partitioning or the number of executors (identical
@@ -25,13 +31,14 @@ from __future__ import annotations
 import functools
 import math
 import time
+import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.ipc
 import pyarrow.parquet as pq
 
 from topotrigger import __version__
@@ -44,7 +51,7 @@ from topotrigger.features.kernels.events import CAPPED, capped, compute
 from topotrigger.features.keys import event_keys, seeded
 from topotrigger.features.scaling import Moments, Scaler
 from topotrigger.io import storage
-from topotrigger.io.arrow_writer import TaskOutput, commit, prepare, write_empty_parquet, write_parquet
+from topotrigger.io.arrow_writer import TaskOutput, commit, prepare, write_empty_parquet
 from topotrigger.io.manifest import digest
 from topotrigger.io.provenance import PROVENANCE, PROVENANCE_DDL
 from topotrigger.io.versions import software_versions
@@ -66,6 +73,9 @@ class FeaturesResult:
     seconds: float
     events_in: int
     capped: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+Thresholds = dict[int, tuple[int, int] | None]
 
 
 # ---- functions run on executors (module level, so they pickle by reference) -------------------
@@ -173,24 +183,6 @@ def _at_or_before(label: np.ndarray, h: np.ndarray, rid: np.ndarray,
     return keep
 
 
-def moments_task(paths: Iterator[str], root: str, keep: dict[int, Any], held_out: dict[int, Any]) -> Iterator[Moments]:
-    """Moments of the training events in some `_selected` files, read in the task (no JVM)."""
-    fs, _ = storage.resolve(root)
-    total: Moments | None = None
-    for path in paths:
-        for batch in pq.ParquetFile(path, filesystem=fs).iter_batches(batch_size=10_000, columns=["label", "h", "rid", "hlf", "particles"]):
-            label, h, rid = (batch.column(c).to_numpy(zero_copy_only=False) for c in ("label", "h", "rid"))
-            train = _at_or_before(label, h, rid, keep) & ~_at_or_before(label, h, rid, held_out)
-            rows = np.flatnonzero(train)
-            if not len(rows):
-                continue
-            hlf, particles, _ = _packed_arrays(batch.select(["hlf", "particles"]).take(pa.array(rows)))
-            part = Moments.of(hlf, particles)
-            total = part if total is None else total.merge(part)
-    if total is not None:
-        yield total
-
-
 def transform_batch(batch: pa.RecordBatch, scaler: dict[str, Any], layout: str, schema: pa.Schema) -> pa.RecordBatch:
     """Selected events (packed, unscaled) -> the output layout, scaled."""
     scale = Scaler(**scaler)
@@ -200,11 +192,88 @@ def transform_batch(batch: pa.RecordBatch, scaler: dict[str, Any], layout: str, 
     return _cast(columns | {f.name: batch.column(f.name) for f in PROVENANCE}, schema)
 
 
+SPLITS = ("train", "val", "test")
+# Events per Parquet row group of the output layouts (an anchor event is 801 × 19 floats).
+WRITE_ROWS = {"compact": 10_000, "anchor": 500}
+
+
+def split_of(label: np.ndarray, h: np.ndarray, rid: np.ndarray, cuts: dict[str, Thresholds]) -> np.ndarray:
+    """Per selected event: 0 train, 1 val, 2 test, -1 left out by the balancing (`cuts`: the kept,
+    held-out (test + val) and test thresholds; each set holds the next by construction)."""
+    kept = _at_or_before(label, h, rid, cuts["kept"])
+    held = _at_or_before(label, h, rid, cuts["held"])
+    test = _at_or_before(label, h, rid, cuts["test"])
+    return np.select([kept & test, kept & held, kept], [2, 1, 0], -1).astype(np.int8)
+
+
+def partition_task(paths: Iterator[str], root: str, shuffle_root: str, cuts: dict[str, Thresholds],
+                   partitions: dict[str, int], moments: tuple[Thresholds, Thresholds] | None) -> Iterator[dict[str, Any]]:
+    """Map side of the split writes: each `_selected` file's kept events grouped by (split, output
+    partition: the shuffling hash modulo the split's partitions) into one Arrow IPC file, one record
+    batch per group; with `moments` = (keep, held out), the moments of the events at or before `keep`
+    and after `held out` (the scaler's sample) in the same read."""
+    fs, _ = storage.resolve(root)
+    shuffle_fs, shuffle_base = storage.resolve(shuffle_root)
+    first = np.cumsum([0, *(partitions[name] for name in SPLITS)])
+    for path in paths:
+        # One chunk: Arrow's take on a chunked binary column is ~20x slower.
+        table = pq.read_table(path, filesystem=fs).combine_chunks()
+        label, h, rid, s = (table.column(c).to_numpy() for c in ("label", "h", "rid", "s"))
+        total: Moments | None = None
+        if moments is not None:
+            rows = np.flatnonzero(_at_or_before(label, h, rid, moments[0]) & ~_at_or_before(label, h, rid, moments[1]))
+            if len(rows):
+                packed_rows = table.select(["hlf", "particles"])
+                packed_rows = packed_rows if len(rows) == len(label) else packed_rows.take(pa.array(rows))
+                hlf, particles, _ = _packed_arrays(packed_rows.to_batches()[0])
+                total = Moments.of(hlf, particles)
+        split = split_of(label, h, rid, cuts)
+        rows = np.flatnonzero(split >= 0)
+        sizes = np.array([partitions[name] for name in SPLITS], dtype=np.uint64)
+        group = first[split[rows]] + (s[rows].view(np.uint64) % sizes[split[rows]]).astype(np.int64)
+        order = np.argsort(group, kind="stable")
+        group, kept = group[order], table.take(pa.array(rows[order]))
+        bounds = np.flatnonzero(np.diff(group)) + 1
+        starts = np.concatenate([[0], bounds]) if len(group) else np.zeros(0, np.int64)
+        stops = np.concatenate([bounds, [len(group)]]) if len(group) else np.zeros(0, np.int64)
+        out = f"{shuffle_base}/{uuid.uuid4().hex}.arrow"  # a failed attempt's file is never reported
+        batches = kept.to_batches()
+        with shuffle_fs.open_output_stream(out) as sink, \
+                pa.ipc.new_file(sink, kept.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
+            for a, b in zip(starts.tolist(), stops.tolist()):
+                writer.write_batch(batches[0].slice(a, b - a))
+        yield {"path": out, "groups": group[starts].tolist(), "moments": total}
+
+
+def write_split_task(items: Iterator[tuple[str, int, list[tuple[str, int]]]], root: str, scaler: dict[str, Any],
+                     layout: str, schema: pa.Schema) -> Iterator[dict[str, Any]]:
+    """Reduce side: one output partition of a split, from its record batches in the map files, in the
+    split's order (training: the shuffling hash; val and test: class, then (h, rid)), scaled, written."""
+    fs, _ = storage.resolve(root)
+    for name, _, sources in items:
+        batches = []
+        for path, index in sources:
+            with fs.open_input_file(path) as source:
+                batches.append(pa.ipc.open_file(source).get_batch(index))
+        table = pa.Table.from_batches(batches).combine_chunks()
+        if name == "train":
+            order = np.argsort(table.column("s").to_numpy(), kind="stable")
+        else:
+            order = np.lexsort([table.column(c).to_numpy() for c in ("rid", "h", "label")])
+        table = table.take(pa.array(order))
+        output = TaskOutput(storage.join(root, name))
+        try:
+            for batch in table.to_batches(max_chunksize=WRITE_ROWS[layout]):
+                output.write(transform_batch(batch, scaler, layout, schema))
+        except BaseException:
+            output.abort()
+            raise
+        yield {"split": name, "files": output.close()}
+
+
 # ---- driver side ------------------------------------------------------------------------------
 
 MANIFEST = "metadata.json"
-BATCH_ROWS_KEY = "spark.sql.execution.arrow.maxRecordsPerBatch"
-Thresholds = dict[int, tuple[int, int] | None]
 
 
 def read_ingested(spark: "SparkSession", path: str) -> "DataFrame":
@@ -276,15 +345,6 @@ def _select(spark: "SparkSession", pieces: list[ingested.Piece], root: str, opti
     return [row for r in reports for row in r["flow"]], [row for r in reports for row in r["capped"]], histogram
 
 
-def _below(thresholds: Thresholds) -> Any:
-    """Spark condition: rows at or before their class's threshold in (h, rid) order (see `_at_or_before`)."""
-    from pyspark.sql import functions as F
-
-    terms = [(F.col("label") == lab) & ((F.col("h") < t[0]) | ((F.col("h") == t[0]) & (F.col("rid") <= t[1])))
-             for lab, t in thresholds.items() if t is not None]
-    return functools.reduce(lambda a, b: a | b, terms) if terms else F.lit(False)
-
-
 def _thresholds(spark: "SparkSession", root: str, files: list[str], histogram: dict[int, int],
                 ranks: list[dict[int, int]]) -> list[Thresholds]:
     """Pass 2: for each {class: k} of `ranks`, each class's k-th smallest (h, rid); None where k is 0.
@@ -318,34 +378,6 @@ def _thresholds(spark: "SparkSession", root: str, files: list[str], histogram: d
     return [{lab: cuts.get((lab, k)) for lab, k in per_class.items()} for per_class in ranks]
 
 
-def _fit_scaler(spark: "SparkSession", root: str, files: list[str], keep: Thresholds, held_out: Thresholds,
-                per_event: bool, legacy_padding: bool = False) -> Scaler:
-    """Pass 3: scalers from the events at or before `keep` and after `held_out` (the training split, or
-    for the 2019 recipe every selected event), in tasks reading the selected events' files."""
-    task = functools.partial(moments_task, root=root, keep=keep, held_out=held_out)
-    parts = run_tasks(spark, files, task)
-    if not parts:
-        raise InputError("no training event left after the split")
-    return Scaler.fit(functools.reduce(Moments.merge, parts), per_event=per_event, legacy_padding=legacy_padding)
-
-
-@contextmanager
-def _arrow_batch_rows(spark: "SparkSession", rows: int | None) -> Iterator[None]:
-    """Spark's Arrow batch size set for the block and restored afterwards, also when it fails."""
-    if rows is None:
-        yield
-        return
-    before = spark.conf.get(BATCH_ROWS_KEY, None)
-    spark.conf.set(BATCH_ROWS_KEY, str(rows))
-    try:
-        yield
-    finally:
-        if before is None:
-            spark.conf.unset(BATCH_ROWS_KEY)
-        else:
-            spark.conf.set(BATCH_ROWS_KEY, before)
-
-
 # Bytes of selected (lz4 Parquet) events per output partition. Not from the task slots: the training
 # split's order depends on the partition count, and must not change with the cluster it ran on.
 SPLIT_PARTITION_BYTES = 16 * 1024 * 1024
@@ -362,22 +394,42 @@ def _split_partitions(root: str, files: list[str], per_class: dict[int, int], n:
             for name in ("train", "val", "test")}
 
 
-def _write_splits(spark: "SparkSession", splits: dict[str, "DataFrame"], scaler: Scaler, layout: str,
-                  root: str, partitions: dict[str, int]) -> None:
-    """Pass 4: the scaled datasets; the training set in a seeded random order (hash-partitioned on the
-    shuffling hash, sorted within: no global sort), the others in a fixed order."""
-    struct, arrow_schema = schemas((layouts.ANCHOR_SCHEMA if layout == "anchor" else layouts.COMPACT_SCHEMA)
-                                   + ", " + PROVENANCE_DDL)
-    transform = functools.partial(transform_batch, scaler=scaler.to_dict(), layout=layout, schema=arrow_schema)
-    # 801 × 19 doubles per anchor event: small Arrow batches keep a task's memory bounded.
-    with _arrow_batch_rows(spark, 500 if layout == "anchor" else None):
-        for name, rows in splits.items():
-            order = ("s",) if name == "train" else ("label", "h", "rid")
-            ordered = rows.repartition(partitions[name], "s").sortWithinPartitions(*order)
-            out = storage.join(root, name)
-            write_parquet(ordered.select("label", "hlf", "particles", *PROVENANCE.names), out, transform=transform)
-            if not storage.parquet_files_or_none(out):  # an empty split is still a readable dataset
-                write_empty_parquet(storage.join(out, "part-00000-empty.parquet"), arrow_schema)
+def _partition(spark: "SparkSession", root: str, files: list[str], shuffle_root: str, cuts: dict[str, Thresholds],
+               partitions: dict[str, int], sample: tuple[Thresholds, Thresholds] | None) -> tuple[list[dict[str, Any]], Moments | None]:
+    """Pass 3: the kept events of every `_selected` file grouped by output partition (`partition_task`),
+    and the merged moments of the scaler's `sample` (in file order: the same sums on any cluster)."""
+    fs, base = storage.resolve(shuffle_root)
+    fs.create_dir(base, recursive=True)
+    maps = run_tasks(spark, files, functools.partial(partition_task, root=root, shuffle_root=shuffle_root, cuts=cuts,
+                                                     partitions=partitions, moments=sample))
+    parts = [m["moments"] for m in maps if m["moments"] is not None]
+    return maps, functools.reduce(Moments.merge, parts) if parts else None
+
+
+def _write_splits(spark: "SparkSession", maps: list[dict[str, Any]], partitions: dict[str, int], scaler: Scaler,
+                  layout: str, root: str, expected: dict[str, int]) -> None:
+    """Pass 4: each split's output partitions, written by one task each (`write_split_task`) and
+    committed; the rows written must be the split's count."""
+    _, arrow_schema = schemas((layouts.ANCHOR_SCHEMA if layout == "anchor" else layouts.COMPACT_SCHEMA)
+                              + ", " + PROVENANCE_DDL)
+    first = dict(zip(SPLITS, np.cumsum([0, *(partitions[name] for name in SPLITS)]).tolist()))
+    sources: dict[int, list[tuple[str, int]]] = {}
+    for m in maps:
+        for index, group in enumerate(m["groups"]):
+            sources.setdefault(group, []).append((m["path"], index))
+    items = [(name, group, sources[group]) for name in SPLITS
+             for group in range(first[name], first[name] + partitions[name]) if group in sources]
+    for name in SPLITS:
+        prepare(storage.join(root, name))
+    reports = run_tasks(spark, items, functools.partial(write_split_task, root=root, scaler=scaler.to_dict(),
+                                                        layout=layout, schema=arrow_schema))
+    for name in SPLITS:
+        out = storage.join(root, name)
+        written = commit(out, [f for r in reports if r["split"] == name for f in r["files"]])
+        if sum(written.values()) != expected[name]:  # never a dataset whose size differs from metadata.json
+            raise RuntimeError(f"the {name} split has {sum(written.values())} events written, {expected[name]} expected")
+        if not storage.parquet_files_or_none(out):  # an empty split is still a readable dataset
+            write_empty_parquet(storage.join(out, "part-00000-empty.parquet"), arrow_schema)
 
 
 def _split_counts(per_class: dict[int, int], cfg: FeaturesConfig, where: str,
@@ -443,24 +495,29 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
         _, selected_files = storage.parquet_files(selected_root)
         keep_h, test_h, held_h, all_h = _thresholds(spark, selected_root, selected_files, histogram,
                                                     [n["kept"], n["test"], held_out, per_class])
-        selected = spark.read.parquet(selected_root)
-        kept = selected.where(_below(keep_h))
-        splits = {"train": kept.where(~_below(held_h)), "val": kept.where(_below(held_h) & ~_below(test_h)),
-                  "test": kept.where(_below(test_h))}
+        cuts = {"kept": keep_h, "held": held_h, "test": test_h}
         lap("cutflow_balance_split")
 
-        if legacy:  # 2019: the HLF min-max fitted on every selected event, before balancing and the split
-            scaler = _fit_scaler(spark, selected_root, selected_files, all_h, {lab: None for lab in all_h}, True, True)
-        elif scaling is None:
-            scaler = _fit_scaler(spark, selected_root, selected_files, keep_h, held_h, cfg.per_event_standardisation)
-        else:
+        # The scaler's sample: 2019, the HLF min-max on every selected event, before balancing and the
+        # split; else the training split; none with a given scaling.
+        none: Thresholds = dict.fromkeys(all_h)
+        sample = ((all_h, none) if legacy else (keep_h, held_h)) if scaling is None else None
+        shuffle_root = staged.path("_shuffle")
+        maps, moments = _partition(spark, selected_root, selected_files, shuffle_root, cuts,
+                                   partitions := _split_partitions(selected_root, selected_files, per_class, n), sample)
+        if scaling is not None:
             scaler = Scaler(**scaling.scaler)
-        lap("fit_scalers")
+        elif moments is None:
+            raise InputError("no training event left after the split")
+        else:
+            scaler = Scaler.fit(moments, per_event=legacy or cfg.per_event_standardisation, legacy_padding=legacy)
+        lap("partition_and_fit_scalers")
 
-        _write_splits(spark, splits, scaler, layout, staged.uri,
-                      _split_partitions(selected_root, selected_files, per_class, n))
+        _write_splits(spark, maps, partitions, scaler, layout, staged.uri,
+                      {name: sum(n[name].values()) for name in SPLITS})
         lap("write_splits")
         storage.delete(selected_root)
+        storage.delete(shuffle_root)
 
         capped_counts = {label_names.get(lab, str(lab)): {kind: sum(n for lb, k, n in cap_rows if lb == lab and k == kind)
                                                           for kind in CAPPED} for lab in sorted(per_class)}
