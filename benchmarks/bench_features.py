@@ -78,6 +78,7 @@ def run_stage(master: str, ingested: Path, layout: str, tmp: Path) -> dict:
     result["train_events"] = n_train
     result["train_bytes_per_event"] = sum(p.stat().st_size for p in (out / "train").rglob("*.parquet")) / max(n_train, 1)
     result["peak_worker_rss_mb"] = rss
+    result["timings_s"] = meta.get("timings_s", {})
     return result
 
 
@@ -100,7 +101,7 @@ def main() -> None:
         if name.startswith("stage"):
             rate = r["events"] / r["seconds"]
             print(f"{name:24} {r['events']:8d} {r['seconds']:7.1f} {rate:8.0f} {rate / r['cores']:9.0f} "
-                  f"{r['train_bytes_per_event']:13.0f} {r['peak_worker_rss_mb']:11.0f}")
+                  f"{r['train_bytes_per_event']:13.0f} {r['peak_worker_rss_mb']:11.0f}  {r['timings_s']}")
     print(f"local[2] speed-up over local[1]: {rows['stage_local[1]']['seconds'] / rows['stage_local[2]']['seconds']:.2f}x; "
           f"compact / anchor bytes per event: {rows['stage_local[2]']['train_bytes_per_event'] / rows['stage_local[2]_anchor']['train_bytes_per_event']:.3f}")
     if args.json:

@@ -8,8 +8,8 @@ keys.py`) differ. Copy 0 is the original.
 
 For each size: `topotrigger ingest` then `topotrigger features` (the CLI, one Spark application
 each), reporting wall time, events/s, the peak RSS of each Python worker, of the driver's Python
-and of the driver JVM (sampled from /proc every 0.5 s), and Spark's own spill and shuffle byte
-counts from its event log.
+and of the driver JVM (sampled from /proc every 0.5 s), Spark's own spill and shuffle byte
+counts from its event log, and the bytes the features passes write in between (its metadata.json).
 
 Usage: python benchmarks/bench_large.py --work DIR --sizes 200000,2000000 [--source RUN/generate]
 """
@@ -165,6 +165,9 @@ def pass_over(inputs: Path, work: Path, master: str) -> dict:
     result["events"] = int(sum(stage_json["counts"].values()))
     result["ingest_mb"] = sum(f.stat().st_size for f in (work / "ingest").rglob("*.parquet")) / 2**20
     result["features_mb"] = sum(f.stat().st_size for f in (work / "features").rglob("*.parquet")) / 2**20
+    meta = json.loads((work / "features" / "metadata.json").read_text())
+    result["features"]["timings_s"] = meta["timings_s"]
+    result["features"]["intermediate_mb"] = {k: v / 2**20 for k, v in meta.get("intermediate_bytes", {}).items()}
     return result
 
 

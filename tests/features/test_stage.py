@@ -50,6 +50,7 @@ def test_cutflow_adds_up_and_metadata(compact: Path) -> None:
     assert all(len(set(meta["counts"][s].values())) == 1 for s in ("train", "val", "test"))  # balanced
     assert train + val + test == smallest                                                  # undersampled to the smallest
     assert test == round(0.2 * smallest) and val == round(0.1 * (smallest - test))
+    assert meta["intermediate_bytes"]["selected"] > 0 and meta["intermediate_bytes"]["partitioned"] > 0
 
 
 def test_train_and_test_are_disjoint_and_scaled_on_train(spark, compact: Path) -> None:

@@ -383,12 +383,16 @@ def _thresholds(spark: "SparkSession", root: str, files: list[str], histogram: d
 SPLIT_PARTITION_BYTES = 16 * 1024 * 1024
 
 
+def _bytes(root: str, files: list[str]) -> int:
+    fs, _ = storage.resolve(root)
+    return sum(info.size or 0 for info in fs.get_file_info(files))
+
+
 def _split_partitions(root: str, files: list[str], per_class: dict[int, int], n: dict[str, dict[int, int]]) -> dict[str, int]:
     """Partitions of each split's write: its share of the selected bytes in pieces of about
     SPLIT_PARTITION_BYTES, and no more than the files (one per select task made thousands of tiny
     write tasks at a few million events)."""
-    fs, _ = storage.resolve(root)
-    total = sum(info.size or 0 for info in fs.get_file_info(files))
+    total = _bytes(root, files)
     selected = max(1, sum(per_class.values()))
     return {name: max(1, min(len(files), math.ceil(total * sum(n[name].values()) / selected / SPLIT_PARTITION_BYTES)))
             for name in ("train", "val", "test")}
@@ -516,6 +520,7 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
         _write_splits(spark, maps, partitions, scaler, layout, staged.uri,
                       {name: sum(n[name].values()) for name in SPLITS})
         lap("write_splits")
+        intermediate = {"selected": _bytes(selected_root, selected_files), "partitioned": _bytes(shuffle_root, [m["path"] for m in maps])}
         storage.delete(selected_root)
         storage.delete(shuffle_root)
 
@@ -552,6 +557,8 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
             "particle_order": "decreasing dR from the lepton (the lepton last)",
             "seconds": seconds,
             "timings_s": timings,
+            # What the passes wrote in between (removed): the selected events, then grouped by output partition.
+            "intermediate_bytes": intermediate,
             "software": software_versions(),
         })
     return FeaturesResult(out, cutflow, counts, seconds, sum(r[2] for r in flow_rows), capped_counts)
