@@ -175,19 +175,21 @@ def test_thresholds_are_the_kth_smallest_h_rid_of_each_class(spark, tmp_path: Pa
     """The split thresholds found through the h histogram equal a full sort, with ties in h (broken by
     rid), crowded buckets and empty classes; a file changed behind the histogram is refused."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from topotrigger.features.stage import _thresholds, h_bucket_codes
+    from topotrigger.features.stage import IpcOutput, _thresholds, h_bucket_codes
+
+    def write(table: pa.Table) -> str:
+        output = IpcOutput(str(tmp_path), table.schema)
+        output.write(table.to_batches()[0])
+        return output.close() or ""
 
     rng = np.random.default_rng(3)
     label = rng.integers(0, 3, 3000).astype(np.int32)
     h = rng.integers(-(2**63), 2**63 - 1, 3000, dtype=np.int64)
     h[:400] = rng.integers(-5, 5, 400)  # many rows in one bucket, equal h values among them
     rid = rng.permutation(3000).astype(np.int64)
-    files = []
-    for i, part in enumerate(np.array_split(np.arange(3000), 4)):
-        files.append(str(tmp_path / f"part-{i}.parquet"))
-        pq.write_table(pa.table({"label": label[part], "h": h[part], "rid": rid[part]}), files[-1])
+    files = [write(pa.table({"label": label[part], "h": h[part], "rid": rid[part], "x": rid[part]}))
+             for part in np.array_split(np.arange(3000), 4)]
     codes, counts = np.unique(h_bucket_codes(label, h), return_counts=True)
     histogram = dict(zip(codes.tolist(), counts.tolist()))
     ranks = [{0: 1, 1: 500, 2: 0}, {0: int((label == 0).sum()), 1: 150, 2: int((label == 2).sum()) - 3}]
@@ -197,7 +199,7 @@ def test_thresholds_are_the_kth_smallest_h_rid_of_each_class(spark, tmp_path: Pa
             mine = np.flatnonzero(label == lab)
             order = mine[np.lexsort((rid[mine], h[mine]))]
             assert cuts[lab] == (None if k == 0 else (int(h[order[k - 1]]), int(rid[order[k - 1]])))
-    pq.write_table(pa.table({"label": label, "h": h, "rid": rid}), files[0])  # every bucket grows
+    files[0] = write(pa.table({"label": label, "h": h, "rid": rid, "x": rid}))  # every bucket grows
     with pytest.raises(RuntimeError, match="the select tasks counted"):
         _thresholds(spark, str(tmp_path), files, histogram, [{0: 5, 1: 5, 2: 5}])
 
@@ -212,7 +214,7 @@ def test_split_writes_partition_by_the_shuffling_hash_and_keep_every_kept_event(
     from topotrigger.features import layouts
     from topotrigger.features.arrow import packed
     from topotrigger.features.scaling import Moments, Scaler
-    from topotrigger.features.stage import SELECTED, partition_task, split_of, write_split_task
+    from topotrigger.features.stage import SELECTED, IpcOutput, partition_task, split_of, write_split_task
     from topotrigger.io.arrow_writer import prepare
     from topotrigger.io.provenance import PROVENANCE_DDL
     from topotrigger.runtime.spark import schemas
@@ -229,9 +231,10 @@ def test_split_writes_partition_by_the_shuffling_hash_and_keep_every_kept_event(
                "h": pa.array(h), "s": pa.array(s), "hlf": packed(hlf, np.ones(n)), "particles": packed(particles, counts)}
     table = pa.table({f.name: columns.get(f.name, pa.nulls(n, f.type)) for f in SELECTED}, schema=SELECTED)
     files = []
-    for i, part in enumerate(np.array_split(np.arange(n), 3)):
-        files.append(str(tmp_path / f"sel-{i}.parquet"))
-        pq.write_table(table.take(pa.array(part)), files[-1])
+    for part in np.array_split(np.arange(n), 3):
+        output = IpcOutput(str(tmp_path), SELECTED)
+        output.write(table.take(pa.array(part)).to_batches()[0])
+        files.append(output.close())
     rank = lambda q: {lab: (int(np.sort(h[label == lab])[int(q * (label == lab).sum())]), n) for lab in range(3)}
     cuts = {"kept": rank(0.9), "held": rank(0.4), "test": rank(0.2)}
     partitions = {"train": 3, "val": 1, "test": 2}

@@ -7,7 +7,7 @@
 
 1. One Spark task per piece of the ingested dataset (`ingested.py`: whole row groups) reads it with
    pyarrow, computes the features and the event key, counts the cut flow, and writes the selected
-   events to a temporary `_selected/` with the feature arrays packed as bytes.
+   events to a temporary `_selected/` (Arrow IPC) with the feature arrays packed as bytes.
 2. Balance and split: the tasks of 1 also count the selected events per class and bucket of the
    hash (its top 16 bits); the bucket that holds each threshold is read back alone (label, hash,
    row id) and sorted in the driver. No pass sorts every selected event.
@@ -28,6 +28,7 @@ take exact per-class counts: the k-th smallest (hash, row id) of each class is t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -39,7 +40,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc
-import pyarrow.parquet as pq
 
 from topotrigger import __version__
 from topotrigger.config import FeaturesConfig
@@ -57,7 +57,7 @@ from topotrigger.io.provenance import PROVENANCE, PROVENANCE_DDL
 from topotrigger.io.versions import software_versions
 from topotrigger.modeldir import SavedScaling
 from topotrigger.runtime.spark import schemas
-from topotrigger.runtime.tasks import run_tasks
+from topotrigger.runtime.tasks import default_parallelism, run_tasks
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -102,12 +102,56 @@ SELECTED = pa.schema([("label", pa.int32()), ("sample", pa.string()), ("key", pa
                       *PROVENANCE])
 
 
+class IpcOutput:
+    """One Arrow IPC file (lz4) of a task attempt under `root`, for what the passes hand on to each
+    other: read back whole or by columns, then deleted. Only files the tasks report are read, so a
+    failed attempt's file is never used. Nothing is written until the first batch."""
+
+    def __init__(self, root: str, schema: pa.Schema) -> None:
+        self.fs, base = storage.resolve(root)
+        self.path = f"{base}/{uuid.uuid4().hex}.arrow"
+        self.schema = schema
+        self.sink: Any = None
+        self.writer: Any = None
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self.writer is None:
+            self.sink = self.fs.open_output_stream(self.path)
+            self.writer = pa.ipc.new_file(self.sink, self.schema, options=pa.ipc.IpcWriteOptions(compression="lz4"))
+        self.writer.write_batch(batch)
+
+    def close(self) -> str | None:
+        """The file's path, or None when nothing was written."""
+        if self.writer is None:
+            return None
+        self.writer.close()
+        self.sink.close()
+        return self.path
+
+    def abort(self) -> None:
+        for handle in (self.writer, self.sink):
+            if handle is not None:
+                with contextlib.suppress(Exception):  # the task is failing anyway; its file is never reported
+                    handle.close()
+
+
+def read_ipc(fs: Any, path: str, columns: list[str] | None = None) -> pa.Table:
+    """An `IpcOutput` file, or some of its columns (the others are not decompressed), in one chunk."""
+    with fs.open_input_file(path) as source:
+        reader = pa.ipc.open_file(source)
+        if columns is not None:
+            fields = [reader.schema.get_field_index(c) for c in columns]
+            reader = pa.ipc.open_file(source, options=pa.ipc.IpcReadOptions(included_fields=fields))
+        # One chunk: Arrow's take on a chunked binary column is ~20x slower.
+        return reader.read_all().combine_chunks()
+
+
 @carry_user_errors
 def select_task(pieces: Iterator[ingested.Piece], root: str, options: dict[str, bool], seed: int) -> Iterator[dict[str, Any]]:
     """One Spark task: features of its pieces; the selected events go to `root` with their sampling hash
     `h` and shuffling hash `s`, the cut flow to the driver."""
     opts = d.FeatureOptions(**options)
-    output = TaskOutput(root, compression="lz4")  # read back once or twice, then deleted: speed over size
+    output = IpcOutput(root, SELECTED)
     flow: dict[tuple[int, int], int] = {}
     caps: dict[tuple[int, str], int] = {}
     buckets: list[np.ndarray] = []
@@ -139,7 +183,7 @@ def select_task(pieces: Iterator[ingested.Piece], root: str, options: dict[str, 
         output.abort()
         raise
     codes, counts = np.unique(np.concatenate(buckets) if buckets else np.zeros(0, np.int64), return_counts=True)
-    yield {"files": output.close(), "flow": [(label, cut, count) for (label, cut), count in flow.items()],
+    yield {"file": output.close(), "flow": [(label, cut, count) for (label, cut), count in flow.items()],
            "capped": [(label, kind, count) for (label, kind), count in caps.items()],
            "h_buckets": (codes, counts.astype(np.int64))}
 
@@ -160,11 +204,11 @@ def bucket_rows_task(paths: Iterator[str], root: str, wanted: list[int]) -> Iter
     fs, _ = storage.resolve(root)
     codes = np.asarray(wanted, dtype=np.int64)
     for path in paths:
-        for batch in pq.ParquetFile(path, filesystem=fs).iter_batches(batch_size=65_536, columns=["label", "h", "rid"]):
-            label, h, rid = (batch.column(c).to_numpy(zero_copy_only=False).astype(np.int64) for c in ("label", "h", "rid"))
-            hit = np.isin(h_bucket_codes(label, h), codes)
-            if hit.any():
-                yield np.stack([label[hit], h[hit], rid[hit]], axis=1)
+        table = read_ipc(fs, path, ["label", "h", "rid"])
+        label, h, rid = (table.column(c).to_numpy().astype(np.int64) for c in ("label", "h", "rid"))
+        hit = np.isin(h_bucket_codes(label, h), codes)
+        if hit.any():
+            yield np.stack([label[hit], h[hit], rid[hit]], axis=1)
 
 
 def _packed_arrays(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -213,11 +257,9 @@ def partition_task(paths: Iterator[str], root: str, shuffle_root: str, cuts: dic
     batch per group; with `moments` = (keep, held out), the moments of the events at or before `keep`
     and after `held out` (the scaler's sample) in the same read."""
     fs, _ = storage.resolve(root)
-    shuffle_fs, shuffle_base = storage.resolve(shuffle_root)
     first = np.cumsum([0, *(partitions[name] for name in SPLITS)])
     for path in paths:
-        # One chunk: Arrow's take on a chunked binary column is ~20x slower.
-        table = pq.read_table(path, filesystem=fs).combine_chunks()
+        table = read_ipc(fs, path)
         label, h, rid, s = (table.column(c).to_numpy() for c in ("label", "h", "rid", "s"))
         total: Moments | None = None
         if moments is not None:
@@ -236,13 +278,14 @@ def partition_task(paths: Iterator[str], root: str, shuffle_root: str, cuts: dic
         bounds = np.flatnonzero(np.diff(group)) + 1
         starts = np.concatenate([[0], bounds]) if len(group) else np.zeros(0, np.int64)
         stops = np.concatenate([bounds, [len(group)]]) if len(group) else np.zeros(0, np.int64)
-        out = f"{shuffle_base}/{uuid.uuid4().hex}.arrow"  # a failed attempt's file is never reported
-        batches = kept.to_batches()
-        with shuffle_fs.open_output_stream(out) as sink, \
-                pa.ipc.new_file(sink, kept.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
+        output = IpcOutput(shuffle_root, kept.schema)
+        try:
             for a, b in zip(starts.tolist(), stops.tolist()):
-                writer.write_batch(batches[0].slice(a, b - a))
-        yield {"path": out, "groups": group[starts].tolist(), "moments": total}
+                output.write(kept.slice(a, b - a).to_batches()[0])
+        except BaseException:
+            output.abort()
+            raise
+        yield {"path": output.close(), "groups": group[starts].tolist(), "moments": total}
 
 
 def write_split_task(items: Iterator[tuple[str, int, list[tuple[str, int]]]], root: str, scaler: dict[str, Any],
@@ -328,21 +371,32 @@ def _input_manifest(input_path: str) -> tuple[dict[int, str], str | None, dict[s
 
 
 def _select(spark: "SparkSession", pieces: list[ingested.Piece], root: str, options: d.FeatureOptions,
-            seed: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, str, int]], dict[int, int]]:
+            seed: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, str, int]], dict[int, int], list[str]]:
     """Pass 1: features of every event in the tasks; the selected ones kept under `root`; the cut flow,
-    per class the selected events whose particle list reached a cap, and the histogram of `h` (events
-    per label-and-bucket code)."""
+    per class the selected events whose particle list reached a cap, the histogram of `h` (events
+    per label-and-bucket code) and the files of selected events, in task order."""
     task = functools.partial(select_task, root=root, options=asdict(options), seed=seed)
-    prepare(root)
+    fs, base = storage.resolve(root)
+    fs.create_dir(base, recursive=True)
     with user_errors_from_tasks():
         reports = run_tasks(spark, pieces, task)
-    commit(root, [f for r in reports for f in r["files"]])
     codes, where = np.unique(np.concatenate([r["h_buckets"][0] for r in reports] or [np.zeros(0, np.int64)]),
                              return_inverse=True)
     counts = np.bincount(where, np.concatenate([r["h_buckets"][1] for r in reports] or [np.zeros(0, np.int64)]),
                          minlength=len(codes)).astype(np.int64)
     histogram = dict(zip(codes.tolist(), counts.tolist()))
-    return [row for r in reports for row in r["flow"]], [row for r in reports for row in r["capped"]], histogram
+    return ([row for r in reports for row in r["flow"]], [row for r in reports for row in r["capped"]], histogram,
+            [r["file"] for r in reports if r["file"] is not None])
+
+
+# Tasks per pass over the selected files: a Spark task costs ~80 ms before any work, a file's share of
+# these passes about as much, so a few files per task where there are many, still four per task slot
+# for the balance. Results come back per file, in file order, however the files are grouped.
+TASKS_PER_SLOT = 4
+
+
+def _file_tasks(spark: "SparkSession", files: list[str]) -> int:
+    return max(1, min(len(files), TASKS_PER_SLOT * default_parallelism(spark)))
 
 
 def _thresholds(spark: "SparkSession", root: str, files: list[str], histogram: dict[int, int],
@@ -365,7 +419,8 @@ def _thresholds(spark: "SparkSession", root: str, files: list[str], histogram: d
                                    f"fewer than the {k} asked for")
             where[(lab, k)] = (int(mine[i]), k - (int(cum[i - 1]) if i else 0))
     wanted = sorted({code for code, _ in where.values()})
-    found = run_tasks(spark, files, functools.partial(bucket_rows_task, root=root, wanted=wanted)) if wanted else []
+    found = run_tasks(spark, files, functools.partial(bucket_rows_task, root=root, wanted=wanted),
+                      _file_tasks(spark, files)) if wanted else []
     rows = np.concatenate(found) if found else np.zeros((0, 3), np.int64)
     row_codes = h_bucket_codes(rows[:, 0], rows[:, 1])
     cuts: dict[tuple[int, int], tuple[int, int]] = {}
@@ -378,7 +433,7 @@ def _thresholds(spark: "SparkSession", root: str, files: list[str], histogram: d
     return [{lab: cuts.get((lab, k)) for lab, k in per_class.items()} for per_class in ranks]
 
 
-# Bytes of selected (lz4 Parquet) events per output partition. Not from the task slots: the training
+# Bytes of selected (lz4 Arrow IPC) events per output partition. Not from the task slots: the training
 # split's order depends on the partition count, and must not change with the cluster it ran on.
 SPLIT_PARTITION_BYTES = 16 * 1024 * 1024
 
@@ -405,7 +460,8 @@ def _partition(spark: "SparkSession", root: str, files: list[str], shuffle_root:
     fs, base = storage.resolve(shuffle_root)
     fs.create_dir(base, recursive=True)
     maps = run_tasks(spark, files, functools.partial(partition_task, root=root, shuffle_root=shuffle_root, cuts=cuts,
-                                                     partitions=partitions, moments=sample))
+                                                     partitions=partitions, moments=sample),
+                     _file_tasks(spark, files))
     parts = [m["moments"] for m in maps if m["moments"] is not None]
     return maps, functools.reduce(Moments.merge, parts) if parts else None
 
@@ -483,7 +539,7 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
 
     with storage.staged_output(out, overwrite, MANIFEST, spark) as staged:
         selected_root = staged.path("_selected")
-        flow_rows, cap_rows, histogram = _select(spark, pieces, selected_root, options, cfg.seed)
+        flow_rows, cap_rows, histogram, selected_files = _select(spark, pieces, selected_root, options, cfg.seed)
         lap("select_and_compute")
 
         cutflow = cutflow_table(flow_rows, label_names)
@@ -496,7 +552,6 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
         # validation split, the rest of the kept events the training split.
         n = _split_counts(per_class, cfg, input_path, all_test=scaling is not None)
         held_out = {lab: n["test"][lab] + n["val"][lab] for lab in n["kept"]}
-        _, selected_files = storage.parquet_files(selected_root)
         keep_h, test_h, held_h, all_h = _thresholds(spark, selected_root, selected_files, histogram,
                                                     [n["kept"], n["test"], held_out, per_class])
         cuts = {"kept": keep_h, "held": held_h, "test": test_h}
@@ -520,7 +575,7 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
         _write_splits(spark, maps, partitions, scaler, layout, staged.uri,
                       {name: sum(n[name].values()) for name in SPLITS})
         lap("write_splits")
-        intermediate = {"selected": _bytes(selected_root, selected_files), "partitioned": _bytes(shuffle_root, [m["path"] for m in maps])}
+        intermediate = {"selected": _bytes(selected_root, selected_files), "partitioned": _bytes(shuffle_root, [m["path"] for m in maps if m["path"]])}
         storage.delete(selected_root)
         storage.delete(shuffle_root)
 
