@@ -241,6 +241,12 @@ SPLITS = ("train", "val", "test")
 WRITE_ROWS = {"compact": 10_000, "anchor": 500}
 
 
+def group_bases(partitions: dict[str, int]) -> np.ndarray:
+    """The first output-partition number of each split (train, val, test, then the total): the map
+    side numbers its groups with it, the driver hands them to the writing tasks."""
+    return np.cumsum([0, *(partitions[name] for name in SPLITS)])
+
+
 def split_of(label: np.ndarray, h: np.ndarray, rid: np.ndarray, cuts: dict[str, Thresholds]) -> np.ndarray:
     """Per selected event: 0 train, 1 val, 2 test, -1 left out by the balancing (`cuts`: the kept,
     held-out (test + val) and test thresholds; each set holds the next by construction)."""
@@ -257,7 +263,7 @@ def partition_task(paths: Iterator[str], root: str, shuffle_root: str, cuts: dic
     batch per group; with `moments` = (keep, held out), the moments of the events at or before `keep`
     and after `held out` (the scaler's sample) in the same read."""
     fs, _ = storage.resolve(root)
-    first = np.cumsum([0, *(partitions[name] for name in SPLITS)])
+    first = group_bases(partitions)
     for path in paths:
         table = read_ipc(fs, path)
         label, h, rid, s = (table.column(c).to_numpy() for c in ("label", "h", "rid", "s"))
@@ -443,13 +449,12 @@ def _bytes(root: str, files: list[str]) -> int:
     return sum(info.size or 0 for info in fs.get_file_info(files))
 
 
-def _split_partitions(root: str, files: list[str], per_class: dict[int, int], n: dict[str, dict[int, int]]) -> dict[str, int]:
-    """Partitions of each split's write: its share of the selected bytes in pieces of about
-    SPLIT_PARTITION_BYTES, and no more than the files (one per select task made thousands of tiny
+def _split_partitions(total: int, files: int, per_class: dict[int, int], n: dict[str, dict[int, int]]) -> dict[str, int]:
+    """Partitions of each split's write: its share of the `total` selected bytes in pieces of about
+    SPLIT_PARTITION_BYTES, and no more than the `files` of them (one per select task made thousands of tiny
     write tasks at a few million events)."""
-    total = _bytes(root, files)
     selected = max(1, sum(per_class.values()))
-    return {name: max(1, min(len(files), math.ceil(total * sum(n[name].values()) / selected / SPLIT_PARTITION_BYTES)))
+    return {name: max(1, min(files, math.ceil(total * sum(n[name].values()) / selected / SPLIT_PARTITION_BYTES)))
             for name in ("train", "val", "test")}
 
 
@@ -472,7 +477,7 @@ def _write_splits(spark: "SparkSession", maps: list[dict[str, Any]], partitions:
     committed; the rows written must be the split's count."""
     _, arrow_schema = schemas((layouts.ANCHOR_SCHEMA if layout == "anchor" else layouts.COMPACT_SCHEMA)
                               + ", " + PROVENANCE_DDL)
-    first = dict(zip(SPLITS, np.cumsum([0, *(partitions[name] for name in SPLITS)]).tolist()))
+    first = dict(zip(SPLITS, group_bases(partitions).tolist()))
     sources: dict[int, list[tuple[str, int]]] = {}
     for m in maps:
         for index, group in enumerate(m["groups"]):
@@ -562,8 +567,9 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
         none: Thresholds = dict.fromkeys(all_h)
         sample = ((all_h, none) if legacy else (keep_h, held_h)) if scaling is None else None
         shuffle_root = staged.path("_shuffle")
+        selected_bytes = _bytes(selected_root, selected_files)
         maps, moments = _partition(spark, selected_root, selected_files, shuffle_root, cuts,
-                                   partitions := _split_partitions(selected_root, selected_files, per_class, n), sample)
+                                   partitions := _split_partitions(selected_bytes, len(selected_files), per_class, n), sample)
         if scaling is not None:
             scaler = Scaler(**scaling.scaler)
         elif moments is None:
@@ -575,7 +581,7 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
         _write_splits(spark, maps, partitions, scaler, layout, staged.uri,
                       {name: sum(n[name].values()) for name in SPLITS})
         lap("write_splits")
-        intermediate = {"selected": _bytes(selected_root, selected_files), "partitioned": _bytes(shuffle_root, [m["path"] for m in maps if m["path"]])}
+        intermediate = {"selected": selected_bytes, "partitioned": _bytes(shuffle_root, [m["path"] for m in maps if m["path"]])}
         storage.delete(selected_root)
         storage.delete(shuffle_root)
 
