@@ -5,16 +5,17 @@
     OUT/test/         Parquet, read by `evaluate` only
     OUT/metadata.json feature names, scaler parameters, cut flow per class, counts, seeds, options, versions
 
-1. One Spark task per piece of the ingested dataset (`ingested.py`: whole row groups) reads it with
-   pyarrow, computes the features and the event key, counts the cut flow, and writes the selected
-   events to a temporary `_selected/` (Arrow IPC) with the feature arrays packed as bytes.
+1. Spark tasks over the pieces of the ingested dataset (`ingested.py`: whole row groups; several
+   pieces per task) read each with pyarrow, compute the features and the event key, count the cut
+   flow, and write each piece's selected events to a file in a temporary `_selected/` (Arrow IPC)
+   with the feature arrays packed as bytes.
 2. Balance and split: the tasks of 1 also count the selected events per class and bucket of the
    hash (its top 16 bits); the bucket that holds each threshold is read back alone (label, hash,
    row id) and sorted in the driver. No pass sorts every selected event.
 3. A task per `_selected` file sorts its kept events into output partitions (split, shuffling hash
    modulo the split's partitions), one Arrow IPC file with a record batch per partition, and sums the
    scaler's moments over the training events it holds.
-4. A task per output partition reads its record batches, orders them, scales and writes them
+4. Per output partition (several per task), its record batches are read, ordered, scaled and written
    (`io.arrow_writer`); the driver checks the rows written against the split counts.
 
 No event passes through the JVM: Spark schedules the tasks, which read and write with pyarrow. Its
@@ -148,44 +149,49 @@ def read_ipc(fs: Any, path: str, columns: list[str] | None = None) -> pa.Table:
 
 @carry_user_errors
 def select_task(pieces: Iterator[ingested.Piece], root: str, options: dict[str, bool], seed: int) -> Iterator[dict[str, Any]]:
-    """One Spark task: features of its pieces; the selected events go to `root` with their sampling hash
-    `h` and shuffling hash `s`, the cut flow to the driver."""
+    """One Spark task over several pieces: per piece, its selected events go to a file under `root` with
+    their sampling hash `h` and shuffling hash `s`, its cut flow to the driver. A file per piece, not per
+    task: the later passes and the output partitions then do not depend on how pieces were grouped."""
     opts = d.FeatureOptions(**options)
+    for piece in pieces:
+        yield _select_piece(piece, root, opts, seed)
+
+
+def _select_piece(piece: ingested.Piece, root: str, opts: d.FeatureOptions, seed: int) -> dict[str, Any]:
     output = IpcOutput(root, SELECTED)
     flow: dict[tuple[int, int], int] = {}
     caps: dict[tuple[int, str], int] = {}
     buckets: list[np.ndarray] = []
     try:
-        for piece in pieces:
-            for batch in ingested.read(piece):
-                collections = collections_of(batch)
-                features = compute(collections, opts)
-                labels = batch.column("label").to_numpy(zero_copy_only=False)
-                codes, n = np.unique(labels.astype(np.int64) * 16 + features.cut, return_counts=True)
-                for code, count in zip(codes.tolist(), n.tolist()):
-                    flow[divmod(code, 16)] = flow.get(divmod(code, 16), 0) + count
-                final = np.flatnonzero(features.cut == d.CUT_FINAL)
-                if not len(final):
-                    continue
-                for kind, hit in capped(collections).items():
-                    for label, count in zip(*np.unique(labels[final][hit[final]], return_counts=True)):
-                        caps[(int(label), kind)] = caps.get((int(label), kind), 0) + int(count)
-                keys = event_keys(collections, labels, batch.column("sample"))[final]
-                h = seeded(keys, seed)
-                buckets.append(h_bucket_codes(labels[final], h))
-                output.write(pa.RecordBatch.from_arrays(
-                    [pa.array(labels[final].astype(np.int32)), batch.column("sample").take(final), pa.array(keys),
-                     batch.column("rid").take(final), pa.array(h), pa.array(seeded(keys, seed + 1)),
-                     packed(features.hlf[final], np.ones(len(final))),
-                     packed(features.particles, features.counts[final]),
-                     *(batch.column(f.name).take(final) for f in PROVENANCE)], schema=SELECTED))
+        for batch in ingested.read(piece):
+            collections = collections_of(batch)
+            features = compute(collections, opts)
+            labels = batch.column("label").to_numpy(zero_copy_only=False)
+            codes, n = np.unique(labels.astype(np.int64) * 16 + features.cut, return_counts=True)
+            for code, count in zip(codes.tolist(), n.tolist()):
+                flow[divmod(code, 16)] = flow.get(divmod(code, 16), 0) + count
+            final = np.flatnonzero(features.cut == d.CUT_FINAL)
+            if not len(final):
+                continue
+            for kind, hit in capped(collections).items():
+                for label, count in zip(*np.unique(labels[final][hit[final]], return_counts=True)):
+                    caps[(int(label), kind)] = caps.get((int(label), kind), 0) + int(count)
+            keys = event_keys(collections, labels, batch.column("sample"))[final]
+            h = seeded(keys, seed)
+            buckets.append(h_bucket_codes(labels[final], h))
+            output.write(pa.RecordBatch.from_arrays(
+                [pa.array(labels[final].astype(np.int32)), batch.column("sample").take(final), pa.array(keys),
+                 batch.column("rid").take(final), pa.array(h), pa.array(seeded(keys, seed + 1)),
+                 packed(features.hlf[final], np.ones(len(final))),
+                 packed(features.particles, features.counts[final]),
+                 *(batch.column(f.name).take(final) for f in PROVENANCE)], schema=SELECTED))
     except BaseException:
         output.abort()
         raise
     codes, counts = np.unique(np.concatenate(buckets) if buckets else np.zeros(0, np.int64), return_counts=True)
-    yield {"file": output.close(), "flow": [(label, cut, count) for (label, cut), count in flow.items()],
-           "capped": [(label, kind, count) for (label, kind), count in caps.items()],
-           "h_buckets": (codes, counts.astype(np.int64))}
+    return {"file": output.close(), "flow": [(label, cut, count) for (label, cut), count in flow.items()],
+            "capped": [(label, kind, count) for (label, kind), count in caps.items()],
+            "h_buckets": (codes, counts.astype(np.int64))}
 
 
 # The split thresholds are found from a histogram of `h` per class (its top bits), made by the select
@@ -296,10 +302,10 @@ def partition_task(paths: Iterator[str], root: str, shuffle_root: str, cuts: dic
 
 def write_split_task(items: Iterator[tuple[str, int, list[tuple[str, int]]]], root: str, scaler: dict[str, Any],
                      layout: str, schema: pa.Schema) -> Iterator[dict[str, Any]]:
-    """Reduce side: one output partition of a split, from its record batches in the map files, in the
+    """Reduce side: per item, one output partition of a split, from its record batches in the map files, in the
     split's order (training: the shuffling hash; val and test: class, then (h, rid)), scaled, written."""
     fs, _ = storage.resolve(root)
-    for name, _, sources in items:
+    for name, group, sources in items:
         batches = []
         for path, index in sources:
             with fs.open_input_file(path) as source:
@@ -310,7 +316,7 @@ def write_split_task(items: Iterator[tuple[str, int, list[tuple[str, int]]]], ro
         else:
             order = np.lexsort([table.column(c).to_numpy() for c in ("rid", "h", "label")])
         table = table.take(pa.array(order))
-        output = TaskOutput(storage.join(root, name))
+        output = TaskOutput(storage.join(root, name), partition=group)  # a task may write several partitions
         try:
             for batch in table.to_batches(max_chunksize=WRITE_ROWS[layout]):
                 output.write(transform_batch(batch, scaler, layout, schema))
@@ -385,7 +391,7 @@ def _select(spark: "SparkSession", pieces: list[ingested.Piece], root: str, opti
     fs, base = storage.resolve(root)
     fs.create_dir(base, recursive=True)
     with user_errors_from_tasks():
-        reports = run_tasks(spark, pieces, task)
+        reports = run_tasks(spark, pieces, task, _tasks(spark, len(pieces)))
     codes, where = np.unique(np.concatenate([r["h_buckets"][0] for r in reports] or [np.zeros(0, np.int64)]),
                              return_inverse=True)
     counts = np.bincount(where, np.concatenate([r["h_buckets"][1] for r in reports] or [np.zeros(0, np.int64)]),
@@ -395,14 +401,14 @@ def _select(spark: "SparkSession", pieces: list[ingested.Piece], root: str, opti
             [r["file"] for r in reports if r["file"] is not None])
 
 
-# Tasks per pass over the selected files: a Spark task costs ~80 ms before any work, a file's share of
-# these passes about as much, so a few files per task where there are many, still four per task slot
-# for the balance. Results come back per file, in file order, however the files are grouped.
+# Tasks per pass over pieces or files: a Spark task costs 80-250 ms here before any work, a piece's or
+# file's share of a pass about as much, so several per task where there are many, still four tasks per
+# slot for the balance. Results come back per piece or file, in their order, however they are grouped.
 TASKS_PER_SLOT = 4
 
 
-def _file_tasks(spark: "SparkSession", files: list[str]) -> int:
-    return max(1, min(len(files), TASKS_PER_SLOT * default_parallelism(spark)))
+def _tasks(spark: "SparkSession", items: int) -> int:
+    return max(1, min(items, TASKS_PER_SLOT * default_parallelism(spark)))
 
 
 def _thresholds(spark: "SparkSession", root: str, files: list[str], histogram: dict[int, int],
@@ -426,7 +432,7 @@ def _thresholds(spark: "SparkSession", root: str, files: list[str], histogram: d
             where[(lab, k)] = (int(mine[i]), k - (int(cum[i - 1]) if i else 0))
     wanted = sorted({code for code, _ in where.values()})
     found = run_tasks(spark, files, functools.partial(bucket_rows_task, root=root, wanted=wanted),
-                      _file_tasks(spark, files)) if wanted else []
+                      _tasks(spark, len(files))) if wanted else []
     rows = np.concatenate(found) if found else np.zeros((0, 3), np.int64)
     row_codes = h_bucket_codes(rows[:, 0], rows[:, 1])
     cuts: dict[tuple[int, int], tuple[int, int]] = {}
@@ -466,7 +472,7 @@ def _partition(spark: "SparkSession", root: str, files: list[str], shuffle_root:
     fs.create_dir(base, recursive=True)
     maps = run_tasks(spark, files, functools.partial(partition_task, root=root, shuffle_root=shuffle_root, cuts=cuts,
                                                      partitions=partitions, moments=sample),
-                     _file_tasks(spark, files))
+                     _tasks(spark, len(files)))
     parts = [m["moments"] for m in maps if m["moments"] is not None]
     return maps, functools.reduce(Moments.merge, parts) if parts else None
 
@@ -487,7 +493,7 @@ def _write_splits(spark: "SparkSession", maps: list[dict[str, Any]], partitions:
     for name in SPLITS:
         prepare(storage.join(root, name))
     reports = run_tasks(spark, items, functools.partial(write_split_task, root=root, scaler=scaler.to_dict(),
-                                                        layout=layout, schema=arrow_schema))
+                                                        layout=layout, schema=arrow_schema), _tasks(spark, len(items)))
     for name in SPLITS:
         out = storage.join(root, name)
         written = commit(out, [f for r in reports if r["split"] == name for f in r["files"]])

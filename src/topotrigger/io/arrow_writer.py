@@ -47,8 +47,10 @@ class TaskOutput:
     """The Parquet files of one task attempt, one per value of the partition column."""
 
     def __init__(self, root: str, column: str | None = None, compression: str = "zstd",
-                 options: dict[str, Any] | None = None) -> None:
-        self.partition = _partition_id()
+                 options: dict[str, Any] | None = None, partition: int | None = None) -> None:
+        # The number the committed files are named and ordered by: the Spark partition's, unless a task
+        # writes several outputs of one dataset and names each.
+        self.partition = _partition_id() if partition is None else partition
         self.fs, base = resolve(root)
         self.column = column
         self.compression = compression
