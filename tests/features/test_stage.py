@@ -265,3 +265,17 @@ def test_split_writes_partition_by_the_shuffling_hash_and_keep_every_kept_event(
             assert (got.num_rows if got is not None else 0) == len(mine)
             if len(mine):
                 assert got.column("label").to_pylist() == label[mine].tolist()
+
+    # One task writing several output partitions of a split: each its own file, named by its partition,
+    # so nothing is overwritten and the files list in the split's order.
+    from topotrigger.io.arrow_writer import commit
+
+    items = [("train", g, [(m["path"], i) for m in maps for i, x in enumerate(m["groups"]) if x == g]) for g in range(3)]
+    prepare(str(tmp_path / "together" / "train"))
+    reports = list(write_split_task(iter(items), str(tmp_path / "together"), scaler, "compact", schema))
+    assert commit(str(tmp_path / "together" / "train"), [f for r in reports for f in r["files"]]) == {"": int(train.sum())}
+    written = pq.read_table(tmp_path / "together" / "train")
+    mine = np.concatenate([np.flatnonzero(train & (s.view(np.uint64) % np.uint64(3) == p)) for p in range(3)])
+    order = np.concatenate([np.sort(s[train & (s.view(np.uint64) % np.uint64(3) == p)]) for p in range(3)])
+    assert len(mine) == written.num_rows
+    assert written.column("label").to_pylist() == [int(label[rid == r][0]) for r in [int(rid[s == v][0]) for v in order]]

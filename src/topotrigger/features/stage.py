@@ -12,9 +12,9 @@
 2. Balance and split: the tasks of 1 also count the selected events per class and bucket of the
    hash (its top 16 bits); the bucket that holds each threshold is read back alone (label, hash,
    row id) and sorted in the driver. No pass sorts every selected event.
-3. A task per `_selected` file sorts its kept events into output partitions (split, shuffling hash
-   modulo the split's partitions), one Arrow IPC file with a record batch per partition, and sums the
-   scaler's moments over the training events it holds.
+3. Per `_selected` file (several per task), its kept events are sorted into output partitions (split,
+   shuffling hash modulo the split's partitions), one Arrow IPC file with a record batch per
+   partition, and the scaler's moments are summed over the training events it holds.
 4. Per output partition (several per task), its record batches are read, ordered, scaled and written
    (`io.arrow_writer`); the driver checks the rows written against the split counts.
 
