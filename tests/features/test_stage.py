@@ -275,7 +275,7 @@ def test_split_writes_partition_by_the_shuffling_hash_and_keep_every_kept_event(
     reports = list(write_split_task(iter(items), str(tmp_path / "together"), scaler, "compact", schema))
     assert commit(str(tmp_path / "together" / "train"), [f for r in reports for f in r["files"]]) == {"": int(train.sum())}
     written = pq.read_table(tmp_path / "together" / "train")
-    mine = np.concatenate([np.flatnonzero(train & (s.view(np.uint64) % np.uint64(3) == p)) for p in range(3)])
-    order = np.concatenate([np.sort(s[train & (s.view(np.uint64) % np.uint64(3) == p)]) for p in range(3)])
+    parts = [np.flatnonzero(train & (s.view(np.uint64) % np.uint64(3) == p)) for p in range(3)]
+    mine = np.concatenate([part[np.argsort(s[part])] for part in parts])  # partition by partition, each by s
     assert len(mine) == written.num_rows
-    assert written.column("label").to_pylist() == [int(label[rid == r][0]) for r in [int(rid[s == v][0]) for v in order]]
+    assert written.column("label").to_pylist() == label[mine].tolist()

@@ -386,7 +386,7 @@ def _select(spark: "SparkSession", pieces: list[ingested.Piece], root: str, opti
             seed: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, str, int]], dict[int, int], list[str]]:
     """Pass 1: features of every event in the tasks; the selected ones kept under `root`; the cut flow,
     per class the selected events whose particle list reached a cap, the histogram of `h` (events
-    per label-and-bucket code) and the files of selected events, in task order."""
+    per label-and-bucket code) and the files of selected events, in piece order."""
     task = functools.partial(select_task, root=root, options=asdict(options), seed=seed)
     fs, base = storage.resolve(root)
     fs.create_dir(base, recursive=True)
@@ -401,7 +401,7 @@ def _select(spark: "SparkSession", pieces: list[ingested.Piece], root: str, opti
             [r["file"] for r in reports if r["file"] is not None])
 
 
-# Tasks per pass over pieces or files: a Spark task costs 80-250 ms here before any work, a piece's or
+# Tasks per pass over pieces or files: a Spark task costs 70-250 ms here before any work, a piece's or
 # file's share of a pass about as much, so several per task where there are many, still four tasks per
 # slot for the balance. Results come back per piece or file, in their order, however they are grouped.
 TASKS_PER_SLOT = 4
