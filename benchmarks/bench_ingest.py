@@ -13,7 +13,7 @@ with one partition per file for all, once with each source's own planning. Ours 
 `array<struct>` columns (its default) and `nested=false`, one array column per branch, which is the
 peer's output.
 
-Usage: python benchmarks/bench_ingest.py --data DIR [--events-per-class N] [--target-mb MB] [--peer]
+Usage: python benchmarks/bench_ingest.py --data DIR [--events-per-class N] [--target-mb MB] [--peer [--rounds R]]
 DIR is filled once with `topotrigger generate` (default profile), then files are copied until the
 data set reaches --target-mb.
 """
@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import subprocess
+import statistics
 import sys
 import tempfile
 import threading
@@ -109,22 +110,34 @@ def run_peer(master: str, files: list[str], source: str, planning: str) -> dict:
     return result | {"peak_worker_rss_mb": rss}
 
 
-def compare_with_peer(files: list[str], master: str = "local[2]") -> dict:
-    """Events/s of both sources, both plannings, printed side by side."""
-    rows = {f"{source} {planning}": run_peer(master, files, source, planning)
-            for planning in ("per-file", "own") for source in ("ours", "ours-flat", "peer")}
-    print(f"{'source, planning':20} {'partitions':>10} {'events':>8} {'s':>7} {'ev/s':>8} {'peak RSS MB':>11}")
-    for name, r in rows.items():
-        print(f"{name:20} {r['partitions']:10d} {r['events']:8d} {r['seconds']:7.1f} {r['events'] / r['seconds']:8.0f} "
-              f"{r['peak_worker_rss_mb']:11.0f}")
+def compare_with_peer(files: list[str], master: str = "local[2]", rounds: int = 1) -> dict:
+    """Events/s of both sources, both plannings, printed side by side. With several rounds the six runs
+    alternate within each round, so the VM's drift shows in every one of them alike; ratios are per
+    round, then their median."""
+    names = [f"{source} {planning}" for planning in ("per-file", "own") for source in ("ours", "ours-flat", "peer")]
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    for _ in range(rounds):
+        for name in names:
+            source, planning = name.split()
+            runs[name].append(run_peer(master, files, source, planning))
+    print(f"{'source, planning':20} {'partitions':>10} {'events':>8} {'s (each round)':>22} {'ev/s (median)':>13} "
+          f"{'peak RSS MB':>11}")
+    for name, rs in runs.items():
+        seconds = [r["seconds"] for r in rs]
+        print(f"{name:20} {rs[0]['partitions']:10d} {rs[0]['events']:8d} {' '.join(f'{s:6.1f}' for s in seconds):>22} "
+              f"{rs[0]['events'] / statistics.median(seconds):13.0f} {max(r['peak_worker_rss_mb'] for r in rs):11.0f}")
+    ratios: dict[str, list[float]] = {}
     for planning in ("per-file", "own"):
-        peer = rows[f"peer {planning}"]
+        peer = runs[f"peer {planning}"]
         for layout in ("ours", "ours-flat"):
-            ours = rows[f"{layout} {planning}"]
-            if ours["events"] != peer["events"]:
-                raise RuntimeError(f"the sources read different event counts: {ours['events']} vs {peer['events']}")
-            print(f"{planning}: {layout} / peer = {peer['seconds'] / ours['seconds']:.2f}x")
-    return rows
+            ours = runs[f"{layout} {planning}"]
+            if any(o["events"] != p["events"] for o, p in zip(ours, peer)):
+                raise RuntimeError(f"the sources read different event counts: {ours[0]['events']} vs {peer[0]['events']}")
+            each = [p["seconds"] / o["seconds"] for o, p in zip(ours, peer)]
+            ratios[f"{layout} {planning}"] = each
+            print(f"{planning}: {layout} / peer = {statistics.median(each):.2f}x (rounds: "
+                  f"{', '.join(f'{r:.2f}' for r in each)})")
+    return {"runs": runs, "ratios": ratios}
 
 
 def python_worker_rss() -> dict[int, int]:
@@ -220,10 +233,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--peer", action="store_true", help="only the comparison with pyspark-root-datasource")
     parser.add_argument("--peer-master", default="local[2]", help="Spark master of the comparison with the peer")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of the comparison with the peer")
     args = parser.parse_args()
     files = prepare(args.data, args.events_per_class, args.target_mb)
     if args.peer:
-        result = compare_with_peer(files, args.peer_master)
+        result = compare_with_peer(files, args.peer_master, args.rounds)
         if args.json:
             args.json.write_text(json.dumps(result, indent=2))
         return

@@ -87,3 +87,17 @@ def test_spark_glue_uses_dataframe_apis_only() -> None:
             code = line.split("#", 1)[0]
             if number not in allowed and not code.lstrip().startswith(('"', "`")) and any(b in code for b in banned):
                 raise AssertionError(f"{path.relative_to(SRC)}:{number} uses the RDD API or SparkContext: {line.strip()}")
+
+
+def test_the_root_read_path_imports_no_pandas_or_configuration() -> None:
+    """Every Python worker that reads ROOT files (the `root` source, the ingest tasks) and the planner of
+    every query imports this path: pandas (pulled in by pyarrow.dataset) and the configuration schema
+    (pydantic) cost it ≈ 0.25 s each time, which a one-partition-per-file read pays per worker."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import topotrigger.ingest.source, topotrigger.runtime.tasks; "
+            "bad = [m for m in ('pandas', 'pydantic', 'topotrigger.config') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
 from topotrigger.errors import InputError, MissingInputError, OutputExistsError, OutputPathError
 
 if TYPE_CHECKING:
+    import pyarrow.dataset as pads
     from pyspark.sql import SparkSession
 
 # pyarrow's own clients; every other protocol goes through fsspec.
@@ -121,6 +121,10 @@ def delete(uri: str) -> None:
 
 def dataset(uri: str) -> pads.Dataset:
     """A Parquet dataset (a file or a directory with hive partitions such as `label=0/`)."""
+    # Imported here: pyarrow.dataset imports pandas (≈ 0.2 s), which every Python worker that reads
+    # ROOT files through this module would otherwise pay once, and the read-path planner at each query.
+    import pyarrow.dataset as pads
+
     fs, path = resolve(uri)
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.NotFound:
@@ -148,6 +152,8 @@ def parquet_files_or_none(uri: str) -> list[str]:
 
 def partitioned_files(uri: str) -> tuple[pafs.FileSystem, list[tuple[str, dict[str, Any]]]]:
     """The data files of a Parquet dataset, sorted, each with its hive partition values ({"label": 0})."""
+    import pyarrow.dataset as pads
+
     fs, _ = resolve(uri)
     found = [(fragment.path, pads.get_partition_keys(fragment.partition_expression))
              for fragment in dataset(uri).get_fragments() if fragment.path.endswith(".parquet")]
