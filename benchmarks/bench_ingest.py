@@ -24,8 +24,8 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading

@@ -137,3 +137,20 @@ def test_capped_counts_objects_above_threshold_against_the_caps() -> None:
     assert hit["tracks"].tolist() == [True, False]          # 451 above 0.5; 600 below it
     assert hit["photons"].tolist() == [False, True]         # exactly the cap is not over it
     assert hit["neutral hadrons"].tolist() == [False, False]
+
+
+@pytest.mark.parametrize("options", [d.FeatureOptions(), d.FeatureOptions(
+    mt_without_sqrt=True, lepton_choice_by_eta=True, legacy_isolation=True, legacy_selection=True, legacy_particle_id=True)],
+    ids=["corrected", "2019"])
+def test_selection_without_particle_lists_is_the_same_selection(options: d.FeatureOptions) -> None:
+    """`lists=False` (the features stage's first pass) gives the cut flow, HLF and particle counts of the
+    full computation, an infinite input included."""
+    calo = {"EFlowPhoton": [{"ET": 3.0, "Eta": 1.0, "Phi": 1.0}], "EFlowNeutralHadron": [{"ET": 4.0, "Eta": -1.0, "Phi": 2.0}]}
+    events = [muon_event(EFlowTrack=[track(10.0, 0.1, 0.1), track(2.0, -1.0, 2.0)], **calo), muon_event(**calo),
+              muon_event(EFlowPhoton=[{"ET": float("inf"), "Eta": 0.2, "Phi": 0.0}], EFlowNeutralHadron=calo["EFlowNeutralHadron"]),
+              muon_event(EFlowTrack=[track(0.6, 0.3, 0.3)] * 500, **calo), muon_event()]
+    full, light = compute(batch(events), options), compute(batch(events), options, lists=False)
+    assert np.array_equal(full.cut, light.cut) and np.array_equal(full.counts, light.counts)
+    final = full.cut == d.CUT_FINAL
+    assert final.sum() >= 2 and np.array_equal(full.hlf[final], light.hlf[final])
+    assert light.particles.shape == (0, d.N_PARTICLE_FEATURES)

@@ -204,14 +204,16 @@ def test_thresholds_are_the_kth_smallest_h_rid_of_each_class(spark, tmp_path: Pa
         _thresholds(spark, str(tmp_path), files, histogram, [{0: 5, 1: 5, 2: 5}])
 
 
-def test_split_writes_partition_by_the_shuffling_hash_and_keep_every_kept_event(spark, tmp_path: Path) -> None:
+def test_split_writes_partition_by_the_shuffling_hash_and_keep_every_kept_event(spark, tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The map and reduce tasks of the split writes, called directly: every kept event lands once, in its
     split and in the partition its shuffling hash names, training events in hash order, the others in
-    (label, h, rid) order; events the balancing leaves out are written nowhere."""
+    (label, h, rid) order; events the balancing leaves out are written nowhere, and their particle
+    lists are not built. (The lists themselves: test_particle_lists_of_kept_events_equal_one_pass.)"""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from topotrigger.features import layouts
+    from topotrigger.features import layouts, stage
     from topotrigger.features.arrow import packed
     from topotrigger.features.scaling import Moments, Scaler
     from topotrigger.features.stage import SELECTED, IpcOutput, partition_task, split_of, write_split_task
@@ -228,7 +230,17 @@ def test_split_writes_partition_by_the_shuffling_hash_and_keep_every_kept_event(
     hlf = rng.normal(size=(n, d.N_HLF)).astype(np.float32)
     particles = rng.normal(size=(int(counts.sum()), d.N_PARTICLE_FEATURES)).astype(np.float32)
     columns = {"label": pa.array(label), "sample": pa.array(["x"] * n), "key": pa.array(rid), "rid": pa.array(rid),
-               "h": pa.array(h), "s": pa.array(s), "hlf": packed(hlf, np.ones(n)), "particles": packed(particles, counts)}
+               "h": pa.array(h), "s": pa.array(s), "hlf": packed(hlf, np.ones(n)), "n": pa.array(counts.astype(np.int32))}
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    built: list[int] = []
+
+    def lists(piece, ids, hlf_of, opts):  # the synthetic events' particles, in the order asked
+        assert np.array_equal(hlf_of, hlf[ids])
+        built.extend(ids.tolist())
+        rows = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in ids]).astype(np.int64)
+        return particles[rows], counts[ids].astype(np.int32)
+
+    monkeypatch.setattr(stage, "particle_lists", lists)
     table = pa.table({f.name: columns.get(f.name, pa.nulls(n, f.type)) for f in SELECTED}, schema=SELECTED)
     files = []
     for part in np.array_split(np.arange(n), 3):
@@ -239,9 +251,10 @@ def test_split_writes_partition_by_the_shuffling_hash_and_keep_every_kept_event(
     cuts = {"kept": rank(0.9), "held": rank(0.4), "test": rank(0.2)}
     partitions = {"train": 3, "val": 1, "test": 2}
     (tmp_path / "shuffle").mkdir()
-    maps = [m for f in files for m in partition_task(iter([f]), str(tmp_path), str(tmp_path / "shuffle"), cuts,
-                                                     partitions, (cuts["kept"], cuts["held"]))]
+    maps = [m for f in files for m in partition_task(iter([(None, f)]), str(tmp_path), str(tmp_path / "shuffle"), cuts,
+                                                     partitions, (cuts["kept"], cuts["held"]), {})]
     split = split_of(label, h, rid, cuts)
+    assert sorted(built) == np.flatnonzero(split >= 0).tolist()  # the scaler's sample is among the kept
     train = split == 0
     merged = functools.reduce(Moments.merge, [m["moments"] for m in maps])
     assert merged.n == counts[train].sum()
@@ -279,3 +292,41 @@ def test_split_writes_partition_by_the_shuffling_hash_and_keep_every_kept_event(
     mine = np.concatenate([part[np.argsort(s[part])] for part in parts])  # partition by partition, each by s
     assert len(mine) == written.num_rows
     assert written.column("label").to_pylist() == label[mine].tolist()
+
+
+def test_particle_lists_of_kept_events_equal_one_pass(ingested: Path) -> None:
+    """Pass 1 selects without particle lists; pass 3 builds them for some selected events, asked in any
+    order, from a second read: the same rows as one full pass. An input that selects differently the
+    second time is an error, not a dataset made of two versions of it."""
+    from topotrigger.features import ingested as reading
+    from topotrigger.features.arrow import collections_of
+    from topotrigger.features.kernels.events import compute
+    from topotrigger.features.stage import particle_lists
+
+    checked = 0
+    for piece in reading.plan(str(ingested)):
+        batch = pa_concat(list(reading.read(piece)))
+        full = compute(collections_of(batch), d.FeatureOptions())
+        light = compute(collections_of(batch), d.FeatureOptions(), lists=False)
+        assert np.array_equal(light.cut, full.cut) and np.array_equal(light.counts, full.counts)
+        final = np.flatnonzero(full.cut == d.CUT_FINAL)
+        assert np.array_equal(light.hlf[final], full.hlf[final]) and light.particles.shape[0] == 0
+        starts = np.concatenate([[0], np.cumsum(full.counts[final])])
+        rid = batch.column("rid").to_numpy()[final]
+        some = np.random.default_rng(3).permutation(len(final))[: max(1, len(final) // 2)]
+        rows, counts = particle_lists(piece, rid[some], full.hlf[final][some], d.FeatureOptions())
+        assert np.array_equal(counts, full.counts[final][some])
+        expected = np.concatenate([full.particles[starts[i]:starts[i + 1]] for i in some])
+        assert np.array_equal(rows, expected)
+        wrong = full.hlf[final][some].copy()
+        wrong[0, 0] += 1.0
+        with pytest.raises(InputError, match="changed while the features were built"):
+            particle_lists(piece, rid[some], wrong, d.FeatureOptions())
+        checked += len(some)
+    assert checked > 10
+
+
+def pa_concat(batches: list) -> "object":
+    import pyarrow as pa
+
+    return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]

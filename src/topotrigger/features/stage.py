@@ -6,15 +6,17 @@
     OUT/metadata.json feature names, scaler parameters, cut flow per class, counts, seeds, options, versions
 
 1. Spark tasks over the pieces of the ingested dataset (`ingested.py`: whole row groups; several
-   pieces per task) read each with pyarrow, compute the features and the event key, count the cut
-   flow, and write each piece's selected events to a file in a temporary `_selected/` (Arrow IPC)
-   with the feature arrays packed as bytes.
+   pieces per task) read each with pyarrow, select the events and compute their HLF and key (no
+   particle lists: most selected events are balanced away), count the cut flow, and write each
+   piece's selected events to a file in a temporary `_selected/` (Arrow IPC).
 2. Balance and split: the tasks of 1 also count the selected events per class and bucket of the
    hash (its top 16 bits); the bucket that holds each threshold is read back alone (label, hash,
    row id) and sorted in the driver. No pass sorts every selected event.
-3. Per `_selected` file (several per task), its kept events are sorted into output partitions (split,
-   shuffling hash modulo the split's partitions), one Arrow IPC file with a record batch per
-   partition, and the scaler's moments are summed over the training events it holds.
+3. Per piece and its `_selected` file (several per task), the particle lists of its kept events are
+   built from a second read of the row groups that hold them (checked against pass 1's selection),
+   the events sorted into output partitions (split, shuffling hash modulo the split's partitions),
+   one Arrow IPC file with a record batch per partition, and the scaler's moments are summed over
+   the training events it holds.
 4. Per output partition (several per task), its record batches are read, ordered, scaled and written
    (`io.arrow_writer`); the driver checks the rows written against the split counts.
 
@@ -30,6 +32,7 @@ take exact per-class counts: the k-th smallest (hash, row id) of each class is t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import math
 import time
@@ -98,9 +101,11 @@ def compute_batches(batches: Iterator[pa.RecordBatch], options: dict[str, bool],
                      **feature_columns(features), **{name: batch.column(name) for name in extra}}, schema)
 
 
+# Pass 1 keeps what balancing and splitting need and each event's particle count (`n`), not its
+# particle list: the lists are built in pass 3 for the events that are kept (about a third of those
+# selected, when the classes are balanced), from a second read of their row groups.
 SELECTED = pa.schema([("label", pa.int32()), ("sample", pa.string()), ("key", pa.int64()), ("rid", pa.int64()),
-                      ("h", pa.int64()), ("s", pa.int64()), ("hlf", pa.binary()), ("particles", pa.binary()),
-                      *PROVENANCE])
+                      ("h", pa.int64()), ("s", pa.int64()), ("hlf", pa.binary()), ("n", pa.int32()), *PROVENANCE])
 
 
 class IpcOutput:
@@ -162,10 +167,11 @@ def _select_piece(piece: ingested.Piece, root: str, opts: d.FeatureOptions, seed
     flow: dict[tuple[int, int], int] = {}
     caps: dict[tuple[int, str], int] = {}
     buckets: list[np.ndarray] = []
+    rows = 0
     try:
         for batch in ingested.read(piece):
             collections = collections_of(batch)
-            features = compute(collections, opts)
+            features = compute(collections, opts, lists=False)
             labels = batch.column("label").to_numpy(zero_copy_only=False)
             codes, n = np.unique(labels.astype(np.int64) * 16 + features.cut, return_counts=True)
             for code, count in zip(codes.tolist(), n.tolist()):
@@ -179,11 +185,11 @@ def _select_piece(piece: ingested.Piece, root: str, opts: d.FeatureOptions, seed
             keys = event_keys(collections, labels, batch.column("sample"))[final]
             h = seeded(keys, seed)
             buckets.append(h_bucket_codes(labels[final], h))
+            rows += int(features.counts[final].sum())
             output.write(pa.RecordBatch.from_arrays(
                 [pa.array(labels[final].astype(np.int32)), batch.column("sample").take(final), pa.array(keys),
                  batch.column("rid").take(final), pa.array(h), pa.array(seeded(keys, seed + 1)),
-                 packed(features.hlf[final], np.ones(len(final))),
-                 packed(features.particles, features.counts[final]),
+                 packed(features.hlf[final], np.ones(len(final))), pa.array(features.counts[final]),
                  *(batch.column(f.name).take(final) for f in PROVENANCE)], schema=SELECTED))
     except BaseException:
         output.abort()
@@ -191,7 +197,48 @@ def _select_piece(piece: ingested.Piece, root: str, opts: d.FeatureOptions, seed
     codes, counts = np.unique(np.concatenate(buckets) if buckets else np.zeros(0, np.int64), return_counts=True)
     return {"file": output.close(), "flow": [(label, cut, count) for (label, cut), count in flow.items()],
             "capped": [(label, kind, count) for (label, kind), count in caps.items()],
-            "h_buckets": (codes, counts.astype(np.int64))}
+            "h_buckets": (codes, counts.astype(np.int64)), "particle_rows": rows}
+
+
+def particle_lists(piece: ingested.Piece, rid: np.ndarray, hlf: np.ndarray, opts: d.FeatureOptions) -> tuple[np.ndarray, np.ndarray]:
+    """(rows × 19 float32, rows per event) of the particle lists of the events `rid` of `piece` (any
+    order), from a second read of only the row groups that hold them. Each must be selected again with
+    the HLF that pass 1 found (`hlf`, packed): an input changed between the passes is an error, never a
+    dataset built from two versions of it."""
+    row = rid & ((1 << ingested.ROW_BITS) - 1)
+    order = np.argsort(rid, kind="stable")  # one file: rid order is row order
+    groups = [(g, first) for g, first in zip(piece.row_groups, piece.first_rows)]
+    ends = [*piece.first_rows[1:], np.iinfo(np.int64).max]
+    wanted = [(g, first) for (g, first), end in zip(groups, ends) if np.any((row >= first) & (row < end))]
+    part = dataclasses.replace(piece, row_groups=tuple(g for g, _ in wanted), first_rows=tuple(f for _, f in wanted))
+    done, lists, counts = 0, [], []
+    for batch in ingested.read(part):
+        ids = batch.column("rid").to_numpy()
+        here = order[done:done + np.searchsorted(rid[order[done:]], ids[-1], side="right")]
+        if not len(here):
+            continue
+        positions = np.searchsorted(ids, rid[here])
+        if np.any(positions >= len(ids)) or np.any(ids[np.minimum(positions, len(ids) - 1)] != rid[here]):
+            raise InputError(f"{piece.path} changed while the features were built: selected events are missing")
+        features = compute(collections_of(batch.take(pa.array(positions))), opts)
+        if np.any(features.cut != d.CUT_FINAL) or not np.array_equal(features.hlf, hlf[here]):
+            raise InputError(f"{piece.path} changed while the features were built: events select differently")
+        lists.append(features.particles)
+        counts.append(features.counts)
+        done += len(here)
+    if done != len(rid):
+        raise InputError(f"{piece.path} changed while the features were built: selected events are missing")
+    flat = np.concatenate(lists) if lists else np.zeros((0, d.N_PARTICLE_FEATURES), np.float32)
+    n = np.concatenate(counts) if counts else np.zeros(0, np.int32)
+    if np.array_equal(order, np.arange(len(rid))):  # pass 1 wrote its events in row order
+        return flat, n
+    # Back to the caller's order: event i's rows are those of its place in row order.
+    back = np.empty(len(rid), dtype=np.int64)
+    back[order] = np.arange(len(rid))
+    lengths = n[back].astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(n, dtype=np.int64)])[back]
+    take = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
+    return flat[take], n[back]
 
 
 # The split thresholds are found from a histogram of `h` per class (its top bits), made by the select
@@ -262,26 +309,30 @@ def split_of(label: np.ndarray, h: np.ndarray, rid: np.ndarray, cuts: dict[str, 
     return np.select([kept & test, kept & held, kept], [2, 1, 0], -1).astype(np.int8)
 
 
-def partition_task(paths: Iterator[str], root: str, shuffle_root: str, cuts: dict[str, Thresholds],
-                   partitions: dict[str, int], moments: tuple[Thresholds, Thresholds] | None) -> Iterator[dict[str, Any]]:
-    """Map side of the split writes: each `_selected` file's kept events grouped by (split, output
-    partition: the shuffling hash modulo the split's partitions) into one Arrow IPC file, one record
-    batch per group; with `moments` = (keep, held out), the moments of the events at or before `keep`
-    and after `held out` (the scaler's sample) in the same read."""
+@carry_user_errors
+def partition_task(items: Iterator[tuple[ingested.Piece, str]], root: str, shuffle_root: str, cuts: dict[str, Thresholds],
+                   partitions: dict[str, int], moments: tuple[Thresholds, Thresholds] | None,
+                   options: dict[str, bool]) -> Iterator[dict[str, Any]]:
+    """Map side of the split writes: per piece and its `_selected` file, the particle lists of the kept
+    events (`particle_lists`), and those events grouped by (split, output partition: the shuffling hash
+    modulo the split's partitions) into one Arrow IPC file, one record batch per group; with `moments` =
+    (keep, held out), the moments of the events at or before `keep` and after `held out` (the scaler's
+    sample) in the same pass."""
     fs, _ = storage.resolve(root)
     first = group_bases(partitions)
-    for path in paths:
+    opts = d.FeatureOptions(**options)
+    for piece, path in items:
         table = read_ipc(fs, path)
         label, h, rid, s = (table.column(c).to_numpy() for c in ("label", "h", "rid", "s"))
-        total: Moments | None = None
-        if moments is not None:
-            rows = np.flatnonzero(_at_or_before(label, h, rid, moments[0]) & ~_at_or_before(label, h, rid, moments[1]))
-            if len(rows):
-                packed_rows = table.select(["hlf", "particles"])
-                packed_rows = packed_rows if len(rows) == len(label) else packed_rows.take(pa.array(rows))
-                hlf, particles, _ = _packed_arrays(packed_rows.to_batches()[0])
-                total = Moments.of(hlf, particles)
         split = split_of(label, h, rid, cuts)
+        sample = (_at_or_before(label, h, rid, moments[0]) & ~_at_or_before(label, h, rid, moments[1])
+                  if moments is not None else np.zeros(len(label), dtype=bool))
+        need = np.flatnonzero((split >= 0) | sample)
+        hlf, _ = unpacked(table.column("hlf"), d.N_HLF)
+        particles, counts = particle_lists(piece, rid[need], hlf[need], opts)
+        table = table.drop_columns(["n"]).take(pa.array(need)).append_column("particles", packed(particles, counts))
+        split, sample, s = split[need], sample[need], s[need]
+        total = Moments.of(hlf[need][sample], particles[np.repeat(sample, counts)]) if sample.any() else None
         rows = np.flatnonzero(split >= 0)
         sizes = np.array([partitions[name] for name in SPLITS], dtype=np.uint64)
         group = first[split[rows]] + (s[rows].view(np.uint64) % sizes[split[rows]]).astype(np.int64)
@@ -383,10 +434,12 @@ def _input_manifest(input_path: str) -> tuple[dict[int, str], str | None, dict[s
 
 
 def _select(spark: "SparkSession", pieces: list[ingested.Piece], root: str, options: d.FeatureOptions,
-            seed: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, str, int]], dict[int, int], list[str]]:
-    """Pass 1: features of every event in the tasks; the selected ones kept under `root`; the cut flow,
-    per class the selected events whose particle list reached a cap, the histogram of `h` (events
-    per label-and-bucket code) and the files of selected events, in piece order."""
+            seed: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, str, int]], dict[int, int],
+                                list[tuple[ingested.Piece, str]], int]:
+    """Pass 1: selection and HLF of every event in the tasks; the selected ones kept under `root`; the
+    cut flow, per class the selected events whose particle list reached a cap, the histogram of `h`
+    (events per label-and-bucket code), each piece's file of selected events (in piece order) and
+    the particle rows their lists hold."""
     task = functools.partial(select_task, root=root, options=asdict(options), seed=seed)
     fs, base = storage.resolve(root)
     fs.create_dir(base, recursive=True)
@@ -398,7 +451,8 @@ def _select(spark: "SparkSession", pieces: list[ingested.Piece], root: str, opti
                          minlength=len(codes)).astype(np.int64)
     histogram = dict(zip(codes.tolist(), counts.tolist()))
     return ([row for r in reports for row in r["flow"]], [row for r in reports for row in r["capped"]], histogram,
-            [r["file"] for r in reports if r["file"] is not None])
+            [(piece, r["file"]) for piece, r in zip(pieces, reports) if r["file"] is not None],
+            sum(r["particle_rows"] for r in reports))
 
 
 # Tasks per pass over pieces or files: a Spark task costs 70-250 ms here before any work, a piece's or
@@ -445,9 +499,13 @@ def _thresholds(spark: "SparkSession", root: str, files: list[str], histogram: d
     return [{lab: cuts.get((lab, k)) for lab, k in per_class.items()} for per_class in ranks]
 
 
-# Bytes of selected (lz4 Arrow IPC) events per output partition. Not from the task slots: the training
-# split's order depends on the partition count, and must not change with the cluster it ran on.
-SPLIT_PARTITION_BYTES = 16 * 1024 * 1024
+# Bytes of features (HLF and particle rows, float32) per output partition. Not from the task slots: the
+# training split's order depends on the partition count, and must not change with the cluster it ran on.
+SPLIT_PARTITION_BYTES = 24 * 1024 * 1024
+
+
+def feature_bytes(events: int, particle_rows: int) -> int:
+    return 4 * (events * d.N_HLF + particle_rows * d.N_PARTICLE_FEATURES)
 
 
 def _bytes(root: str, files: list[str]) -> int:
@@ -456,7 +514,7 @@ def _bytes(root: str, files: list[str]) -> int:
 
 
 def _split_partitions(total: int, files: int, per_class: dict[int, int], n: dict[str, dict[int, int]]) -> dict[str, int]:
-    """Partitions of each split's write: its share of the `total` selected bytes in pieces of about
+    """Partitions of each split's write: its share of the `total` bytes of features in pieces of about
     SPLIT_PARTITION_BYTES, and no more than the `files` of them (one per select task made thousands of tiny
     write tasks at a few million events)."""
     selected = max(1, sum(per_class.values()))
@@ -464,15 +522,18 @@ def _split_partitions(total: int, files: int, per_class: dict[int, int], n: dict
             for name in ("train", "val", "test")}
 
 
-def _partition(spark: "SparkSession", root: str, files: list[str], shuffle_root: str, cuts: dict[str, Thresholds],
-               partitions: dict[str, int], sample: tuple[Thresholds, Thresholds] | None) -> tuple[list[dict[str, Any]], Moments | None]:
-    """Pass 3: the kept events of every `_selected` file grouped by output partition (`partition_task`),
-    and the merged moments of the scaler's `sample` (in file order: the same sums on any cluster)."""
+def _partition(spark: "SparkSession", root: str, selected: list[tuple[ingested.Piece, str]], shuffle_root: str,
+               cuts: dict[str, Thresholds], partitions: dict[str, int], sample: tuple[Thresholds, Thresholds] | None,
+               options: d.FeatureOptions) -> tuple[list[dict[str, Any]], Moments | None]:
+    """Pass 3: the particle lists of the kept events of every piece, and those events grouped by output
+    partition (`partition_task`); the merged moments of the scaler's `sample` (in piece order: the
+    same sums on any cluster)."""
     fs, base = storage.resolve(shuffle_root)
     fs.create_dir(base, recursive=True)
-    maps = run_tasks(spark, files, functools.partial(partition_task, root=root, shuffle_root=shuffle_root, cuts=cuts,
-                                                     partitions=partitions, moments=sample),
-                     _tasks(spark, len(files)))
+    task = functools.partial(partition_task, root=root, shuffle_root=shuffle_root, cuts=cuts, partitions=partitions,
+                             moments=sample, options=asdict(options))
+    with user_errors_from_tasks():
+        maps = run_tasks(spark, selected, task, _tasks(spark, len(selected)))
     parts = [m["moments"] for m in maps if m["moments"] is not None]
     return maps, functools.reduce(Moments.merge, parts) if parts else None
 
@@ -550,7 +611,8 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
 
     with storage.staged_output(out, overwrite, MANIFEST, spark) as staged:
         selected_root = staged.path("_selected")
-        flow_rows, cap_rows, histogram, selected_files = _select(spark, pieces, selected_root, options, cfg.seed)
+        flow_rows, cap_rows, histogram, selected, particle_rows = _select(spark, pieces, selected_root, options, cfg.seed)
+        selected_files = [path for _, path in selected]
         lap("select_and_compute")
 
         cutflow = cutflow_table(flow_rows, label_names)
@@ -573,9 +635,8 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
         none: Thresholds = dict.fromkeys(all_h)
         sample = ((all_h, none) if legacy else (keep_h, held_h)) if scaling is None else None
         shuffle_root = staged.path("_shuffle")
-        selected_bytes = _bytes(selected_root, selected_files)
-        maps, moments = _partition(spark, selected_root, selected_files, shuffle_root, cuts,
-                                   partitions := _split_partitions(selected_bytes, len(selected_files), per_class, n), sample)
+        partitions = _split_partitions(feature_bytes(sum(per_class.values()), particle_rows), len(selected), per_class, n)
+        maps, moments = _partition(spark, selected_root, selected, shuffle_root, cuts, partitions, sample, options)
         if scaling is not None:
             scaler = Scaler(**scaling.scaler)
         elif moments is None:
@@ -587,7 +648,7 @@ def features(cfg: FeaturesConfig, input_path: str, out: str, spark: "SparkSessio
         _write_splits(spark, maps, partitions, scaler, layout, staged.uri,
                       {name: sum(n[name].values()) for name in SPLITS})
         lap("write_splits")
-        intermediate = {"selected": selected_bytes, "partitioned": _bytes(shuffle_root, [m["path"] for m in maps if m["path"]])}
+        intermediate = {"selected": _bytes(selected_root, selected_files), "partitioned": _bytes(shuffle_root, [m["path"] for m in maps if m["path"]])}
         storage.delete(selected_root)
         storage.delete(shuffle_root)
 

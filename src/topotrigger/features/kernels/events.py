@@ -180,7 +180,7 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
             j_off, j_pt, j_eta, j_btag,
             met_off, met_met, met_phi,
             mt_without_sqrt, lepton_choice_by_eta, legacy_isolation, legacy_selection, legacy_particle_id, bad_input,
-            cut, hlf, counts, out, max_tracks, max_photons, max_neutrals):
+            cut, hlf, counts, out, max_tracks, max_photons, max_neutrals, lists):
     n_events = len(t_off) - 1
     cursor = 0
     dr_buf = np.empty(d.MAX_PARTICLES, dtype=np.float64)
@@ -262,7 +262,7 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
             lpt, leta, lphi, lq = m_pt[li], m_eta[li], m_phi[li], m_q[li]
         own = _own_track(leta, lphi, t0, t1, t_eta, t_phi)
         sizes = (nt, npho, nneu)
-        for a in range(3):
+        for a in range(3 if lists else 0):
             for b in range(a, 3):
                 # 2019: every object stays in its own sum (1 is subtracted from the charged one below).
                 _sweep_pairs(sizes[a], v_eta[a], v_phi[a], v_pt[a], sizes[b], v_eta[b], v_phi[b], v_pt[b],
@@ -309,9 +309,10 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
                     continue
             elif j == own:
                 continue
-            q = v_pos[0, j - t0]
-            ch, ga, ne = cone[0, 0, q], cone[0, 1, q], cone[0, 2, q]
-            ch, ga, ne = ch / t_pt[j], ga / t_pt[j], ne / t_pt[j]
+            ch, ga, ne = 0.0, 0.0, 0.0
+            if lists:
+                q = v_pos[0, j - t0]
+                ch, ga, ne = cone[0, 0, q] / t_pt[j], cone[0, 1, q] / t_pt[j], cone[0, 2, q] / t_pt[j]
             if legacy_isolation:
                 ch -= 1.0
             r = rows[k]
@@ -337,10 +338,11 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
                     break
                 if not c_et[j] > d.ISO_CALO_MIN_ET:
                     continue
-                a = 1 + flavour_calo
-                q = v_pos[a, j - c0]
-                ch, ga, ne = cone[a, 0, q], cone[a, 1, q], cone[a, 2, q]
-                ch, ga, ne = ch / c_et[j], ga / c_et[j], ne / c_et[j]
+                ch, ga, ne = 0.0, 0.0, 0.0
+                if lists:
+                    a = 1 + flavour_calo
+                    q = v_pos[a, j - c0]
+                    ch, ga, ne = cone[a, 0, q] / c_et[j], cone[a, 1, q] / c_et[j], cone[a, 2, q] / c_et[j]
                 if legacy_isolation:
                     ch -= 1.0
                 r = rows[k]
@@ -362,10 +364,12 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
         if not finite:
             continue
         cut[ev] = d.CUT_FINAL
+        counts[ev] = k
+        if not lists:
+            continue
         _order_by_decreasing(dr_buf, k, order)
         for i in range(k):
             out[cursor + i] = rows[order[i]]
-        counts[ev] = k
         cursor += k
     return cursor
 
@@ -430,8 +434,14 @@ def capped(collections: dict[str, Collection]) -> dict[str, np.ndarray]:
 
 def compute(collections: dict[str, Collection], options: d.FeatureOptions = d.FeatureOptions(),
             max_tracks: int = d.MAX_TRACKS, max_photons: int = d.MAX_PHOTONS,
-            max_neutrals: int = d.MAX_NEUTRALS) -> EventFeatures:
-    """Features of every event in the batch (see the module docstring and docs/physics.md)."""
+            max_neutrals: int = d.MAX_NEUTRALS, lists: bool = True) -> EventFeatures:
+    """Features of every event in the batch (see the module docstring and docs/physics.md).
+
+    With `lists=False` the particle lists are not built: no isolation cones but the lepton's, and
+    `particles` is empty; the cut flow, the HLF and `counts` are those of `lists=True`. (A row's
+    cone sums are finite whenever the event's inputs are, so the finiteness that makes an event final
+    does not depend on them.) The features stage selects with it and builds the lists only for the
+    events it keeps."""
     t, p, n = collections["EFlowTrack"], collections["EFlowPhoton"], collections["EFlowNeutralHadron"]
     e, m, j, met = collections["Electron"], collections["MuonTight"], collections["Jet"], collections["MissingET"]
     n_events = len(t.offsets) - 1
@@ -441,7 +451,7 @@ def compute(collections: dict[str, Collection], options: d.FeatureOptions = d.Fe
     # Written in float32 directly (the kernel computes in float64 and rounds once on the store).
     hlf = np.zeros((n_events, d.N_HLF), dtype=np.float32)
     counts = np.zeros(n_events, dtype=np.int32)
-    out = np.empty((int(bound.sum()), d.N_PARTICLE_FEATURES), dtype=np.float32)
+    out = np.empty((int(bound.sum()) if lists else 0, d.N_PARTICLE_FEATURES), dtype=np.float32)
 
     def f64(c: Collection, name: str) -> np.ndarray:
         return np.ascontiguousarray(c.columns[name], dtype=np.float64)
@@ -459,5 +469,5 @@ def compute(collections: dict[str, Collection], options: d.FeatureOptions = d.Fe
                    off(met), f64(met, "MET"), f64(met, "Phi"),
                    options.mt_without_sqrt, options.lepton_choice_by_eta, options.legacy_isolation,
                    options.legacy_selection, options.legacy_particle_id, _bad_input(collections, n_events),
-                   cut, hlf, counts, out, max_tracks, max_photons, max_neutrals)
+                   cut, hlf, counts, out, max_tracks, max_photons, max_neutrals, lists)
     return EventFeatures(cut, hlf, counts, out[:used])
