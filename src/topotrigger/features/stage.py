@@ -205,8 +205,11 @@ def particle_lists(piece: ingested.Piece, rid: np.ndarray, hlf: np.ndarray, opts
     order), from a second read of only the row groups that hold them. Each must be selected again with
     the HLF that pass 1 found (`hlf`, packed): an input changed between the passes is an error, never a
     dataset built from two versions of it."""
+    if not len(rid):
+        return np.zeros((0, d.N_PARTICLE_FEATURES), np.float32), np.zeros(0, np.int32)
     row = rid & ((1 << ingested.ROW_BITS) - 1)
     order = np.argsort(rid, kind="stable")  # one file: rid order is row order
+    in_order = rid[order]
     groups = [(g, first) for g, first in zip(piece.row_groups, piece.first_rows)]
     ends = [*piece.first_rows[1:], np.iinfo(np.int64).max]
     wanted = [(g, first) for (g, first), end in zip(groups, ends) if np.any((row >= first) & (row < end))]
@@ -214,7 +217,7 @@ def particle_lists(piece: ingested.Piece, rid: np.ndarray, hlf: np.ndarray, opts
     done, lists, counts = 0, [], []
     for batch in ingested.read(part):
         ids = batch.column("rid").to_numpy()
-        here = order[done:done + np.searchsorted(rid[order[done:]], ids[-1], side="right")]
+        here = order[done:np.searchsorted(in_order, ids[-1], side="right")] if len(ids) else order[:0]
         if not len(here):
             continue
         positions = np.searchsorted(ids, rid[here])
