@@ -331,11 +331,11 @@ def partition_task(items: Iterator[tuple[ingested.Piece, str]], root: str, shuff
         sample = (_at_or_before(label, h, rid, moments[0]) & ~_at_or_before(label, h, rid, moments[1])
                   if moments is not None else np.zeros(len(label), dtype=bool))
         need = np.flatnonzero((split >= 0) | sample)
-        hlf, _ = unpacked(table.column("hlf"), d.N_HLF)
-        particles, counts = particle_lists(piece, rid[need], hlf[need], opts)
+        hlf = unpacked(table.column("hlf"), d.N_HLF)[0][need]
+        particles, counts = particle_lists(piece, rid[need], hlf, opts)
         table = table.drop_columns(["n"]).take(pa.array(need)).append_column("particles", packed(particles, counts))
         split, sample, s = split[need], sample[need], s[need]
-        total = Moments.of(hlf[need][sample], particles[np.repeat(sample, counts)]) if sample.any() else None
+        total = Moments.of(hlf[sample], particles[np.repeat(sample, counts)]) if sample.any() else None
         rows = np.flatnonzero(split >= 0)
         sizes = np.array([partitions[name] for name in SPLITS], dtype=np.uint64)
         group = first[split[rows]] + (s[rows].view(np.uint64) % sizes[split[rows]]).astype(np.int64)
