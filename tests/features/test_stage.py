@@ -230,7 +230,7 @@ def test_split_writes_partition_by_the_shuffling_hash_and_keep_every_kept_event(
     hlf = rng.normal(size=(n, d.N_HLF)).astype(np.float32)
     particles = rng.normal(size=(int(counts.sum()), d.N_PARTICLE_FEATURES)).astype(np.float32)
     columns = {"label": pa.array(label), "sample": pa.array(["x"] * n), "key": pa.array(rid), "rid": pa.array(rid),
-               "h": pa.array(h), "s": pa.array(s), "hlf": packed(hlf, np.ones(n)), "n": pa.array(counts.astype(np.int32))}
+               "h": pa.array(h), "s": pa.array(s), "hlf": packed(hlf, np.ones(n))}
     starts = np.concatenate([[0], np.cumsum(counts)])
     built: list[int] = []
 

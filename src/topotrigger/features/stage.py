@@ -101,11 +101,11 @@ def compute_batches(batches: Iterator[pa.RecordBatch], options: dict[str, bool],
                      **feature_columns(features), **{name: batch.column(name) for name in extra}}, schema)
 
 
-# Pass 1 keeps what balancing and splitting need and each event's particle count (`n`), not its
-# particle list: the lists are built in pass 3 for the events that are kept (about a third of those
-# selected, when the classes are balanced), from a second read of their row groups.
+# Pass 1 keeps what balancing and splitting need, not the particle lists: those are built in pass 3
+# for the events that are kept (about a third of those selected, when the classes are balanced), from
+# a second read of their row groups.
 SELECTED = pa.schema([("label", pa.int32()), ("sample", pa.string()), ("key", pa.int64()), ("rid", pa.int64()),
-                      ("h", pa.int64()), ("s", pa.int64()), ("hlf", pa.binary()), ("n", pa.int32()), *PROVENANCE])
+                      ("h", pa.int64()), ("s", pa.int64()), ("hlf", pa.binary()), *PROVENANCE])
 
 
 class IpcOutput:
@@ -189,7 +189,7 @@ def _select_piece(piece: ingested.Piece, root: str, opts: d.FeatureOptions, seed
             output.write(pa.RecordBatch.from_arrays(
                 [pa.array(labels[final].astype(np.int32)), batch.column("sample").take(final), pa.array(keys),
                  batch.column("rid").take(final), pa.array(h), pa.array(seeded(keys, seed + 1)),
-                 packed(features.hlf[final], np.ones(len(final))), pa.array(features.counts[final]),
+                 packed(features.hlf[final], np.ones(len(final))),
                  *(batch.column(f.name).take(final) for f in PROVENANCE)], schema=SELECTED))
     except BaseException:
         output.abort()
@@ -210,10 +210,9 @@ def particle_lists(piece: ingested.Piece, rid: np.ndarray, hlf: np.ndarray, opts
     row = rid & ((1 << ingested.ROW_BITS) - 1)
     order = np.argsort(rid, kind="stable")  # one file: rid order is row order
     in_order = rid[order]
-    groups = [(g, first) for g, first in zip(piece.row_groups, piece.first_rows)]
-    ends = [*piece.first_rows[1:], np.iinfo(np.int64).max]
-    wanted = [(g, first) for (g, first), end in zip(groups, ends) if np.any((row >= first) & (row < end))]
-    part = dataclasses.replace(piece, row_groups=tuple(g for g, _ in wanted), first_rows=tuple(f for _, f in wanted))
+    hit = np.unique(np.searchsorted(np.asarray(piece.first_rows), row, side="right") - 1).tolist()
+    part = dataclasses.replace(piece, row_groups=tuple(piece.row_groups[i] for i in hit),
+                               first_rows=tuple(piece.first_rows[i] for i in hit))
     done, lists, counts = 0, [], []
     for batch in ingested.read(part):
         ids = batch.column("rid").to_numpy()
@@ -333,7 +332,7 @@ def partition_task(items: Iterator[tuple[ingested.Piece, str]], root: str, shuff
         need = np.flatnonzero((split >= 0) | sample)
         hlf = unpacked(table.column("hlf"), d.N_HLF)[0][need]
         particles, counts = particle_lists(piece, rid[need], hlf, opts)
-        table = table.drop_columns(["n"]).take(pa.array(need)).append_column("particles", packed(particles, counts))
+        table = table.take(pa.array(need)).append_column("particles", packed(particles, counts))
         split, sample, s = split[need], sample[need], s[need]
         total = Moments.of(hlf[sample], particles[np.repeat(sample, counts)]) if sample.any() else None
         rows = np.flatnonzero(split >= 0)
