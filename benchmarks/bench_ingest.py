@@ -32,13 +32,11 @@ import threading
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from topotrigger.ingest.paths import expand
 from topotrigger.ingest.plan import scan
 from topotrigger.ingest.reader import read_range
-from topotrigger.ingest.stage import pipeline_columns
-from topotrigger.io.arrow_writer import DICTIONARY_COLUMNS, STATISTICS_COLUMNS
+from topotrigger.ingest.stage import WRITER, pipeline_columns
+from topotrigger.io.arrow_writer import TaskOutput
 
 SPARK_JOB = r"""
 import json, sys, time
@@ -192,14 +190,10 @@ def run_single_process(files: list[str]) -> dict:
     start = time.perf_counter()
     n = 0
     with tempfile.TemporaryDirectory() as tmp:
-        writer = None
+        writer = TaskOutput(tmp, partition=0, **WRITER)  # the stage's writer and its settings, for a like-for-like (b)
         for info in infos:
             for batch in read_range(info.path, "Delphes", columns, 0, info.entries):
-                if writer is None:
-                    # The writer settings of the stage's tasks (io.arrow_writer.TaskOutput), for a like-for-like (b).
-                    writer = pq.ParquetWriter(f"{tmp}/out.parquet", batch.schema, compression="zstd",
-                                              use_dictionary=list(DICTIONARY_COLUMNS), write_statistics=list(STATISTICS_COLUMNS))
-                writer.write_batch(batch)
+                writer.write(batch)
                 n += batch.num_rows
         writer.close()
     return {"events": n, "seconds": time.perf_counter() - start,

@@ -148,9 +148,57 @@ def test_selection_without_particle_lists_is_the_same_selection(options: d.Featu
     calo = {"EFlowPhoton": [{"ET": 3.0, "Eta": 1.0, "Phi": 1.0}], "EFlowNeutralHadron": [{"ET": 4.0, "Eta": -1.0, "Phi": 2.0}]}
     events = [muon_event(EFlowTrack=[track(10.0, 0.1, 0.1), track(2.0, -1.0, 2.0)], **calo), muon_event(**calo),
               muon_event(EFlowPhoton=[{"ET": float("inf"), "Eta": 0.2, "Phi": 0.0}], EFlowNeutralHadron=calo["EFlowNeutralHadron"]),
-              muon_event(EFlowTrack=[track(0.6, 0.3, 0.3)] * 500, **calo), muon_event()]
+              muon_event(EFlowTrack=[track(0.6, 0.3, 0.3)] * 500, **calo), muon_event(),
+              # Finite inputs, infinite E and pz (pT cosh η beyond |η| ≈ 620): not final, with or without lists.
+              muon_event(EFlowPhoton=[{"ET": 3.0, "Eta": 720.0, "Phi": 1.0}], EFlowNeutralHadron=calo["EFlowNeutralHadron"]),
+              muon_event(EFlowTrack=[track(1e36, -650.0, 1.0)], **calo),
+              muon_event(EFlowPhoton=[{"ET": 3.0, "Eta": 610.0, "Phi": 1.0}], EFlowNeutralHadron=calo["EFlowNeutralHadron"])]
     full, light = compute(batch(events), options), compute(batch(events), options, lists=False)
     assert np.array_equal(full.cut, light.cut) and np.array_equal(full.counts, light.counts)
     final = full.cut == d.CUT_FINAL
-    assert final.sum() >= 2 and np.array_equal(full.hlf[final], light.hlf[final])
+    assert final[-1] and not final[-2] and not final[-3]
+    assert final.sum() >= 3 and np.array_equal(full.hlf[final], light.hlf[final])
     assert light.particles.shape == (0, d.N_PARTICLE_FEATURES)
+
+
+def test_linear_sorts_are_stable_sorts() -> None:
+    """The counting-then-insertion sorts of the kernel order as a stable comparison sort would, ties,
+    few or many objects, tiny and huge ranges and NaN included (the η views and the ΔR order)."""
+    from topotrigger.features.kernels.events import _order_by_decreasing, _sorted_view
+
+    rng = np.random.default_rng(7)
+    cases = [rng.uniform(-5, 5, 300), np.round(rng.uniform(-2, 2, 200), 1), rng.uniform(-5, 5, 10),
+             np.array([1.0, 1.0 + 1e-300, 1.0, 1.0] * 10), np.array([-1e30, 0.0, 1e30] * 10), np.full(50, 0.3),
+             np.concatenate([rng.uniform(-1, 1, 40), [np.nan], rng.uniform(-1, 1, 40)])]
+    for values in cases:
+        n = len(values)
+        pt = np.where(np.arange(n) % 7 == 3, 0.1, 5.0)  # some below the threshold
+        buffers = [np.empty(n) for _ in range(3)] + [np.empty(n, np.int64) for _ in range(4)] + [np.empty(n + 1, np.int64)]
+        s_eta, s_phi, s_pt, s_idx, s_pos, tmp, bins = buffers[0], buffers[1], buffers[2], buffers[3], buffers[4], buffers[5], buffers[7]
+        phi = rng.uniform(-9, 9, n)
+        m = _sorted_view(0, n, pt, values, phi, 0.5, s_eta, s_phi, s_pt, s_idx, s_pos, tmp, bins, True)
+        kept = np.flatnonzero(pt > 0.5)
+        if not np.isnan(values).any():
+            expected = kept[np.argsort(values[kept], kind="stable")]
+            assert m == len(kept) and s_idx[:m].tolist() == expected.tolist()
+        assert sorted(s_idx[:m].tolist()) == kept.tolist()
+        assert np.array_equal(s_pos[s_idx[:m]], np.arange(m))
+        assert np.all(np.abs(s_phi[:m]) <= np.pi) and np.allclose(np.cos(s_phi[:m]), np.cos(phi[s_idx[:m]]))
+        if not np.isnan(values).any():
+            order = np.empty(n, np.int64)
+            _order_by_decreasing(values.astype(np.float64), n, order, tmp, bins)
+            assert order.tolist() == np.argsort(-values, kind="stable").tolist()
+
+
+def test_isolation_with_phi_outside_minus_pi_to_pi() -> None:
+    """A particle's cones are the same whether φ is given in [−π, π] or shifted by ±2π (φ in [0, 2π)
+    in some files; here tracks and photons 4π apart): the cones wrap around φ = ±π."""
+    def event(shift: float) -> dict:
+        tracks = [track(5.0, 0.1 * i, math.remainder(3.0 + 0.05 * i, 2 * math.pi) - shift) for i in range(30)]
+        photons = [{"ET": 2.0 + i, "Eta": 0.05 * i, "Phi": -3.1 + 0.01 * i + shift} for i in range(20)]
+        return muon_event(EFlowTrack=tracks, EFlowPhoton=photons,
+                          EFlowNeutralHadron=[{"ET": 3.0, "Eta": 0.0, "Phi": 3.1 + shift}])
+    a, b = compute(batch([event(0.0)])), compute(batch([event(2 * math.pi)]))
+    assert a.cut[0] == b.cut[0] == d.CUT_FINAL
+    np.testing.assert_allclose(a.particles[:, 10:13], b.particles[:, 10:13], rtol=1e-6, atol=1e-6)
+    assert np.abs(a.particles[:, 10:13]).sum() > 10  # the cones do hold objects across φ = ±π

@@ -33,6 +33,11 @@ def test_ingest_writes_parquet_partitioned_by_label(spark, class_dirs: Path, tmp
     assert manifest["counts"] == {"0": 7, "1": 11, "2": 11}
     assert sum(f["entries"] for f in manifest["inputs"]) == 29 and all(f["bytes"] > 0 for f in manifest["inputs"])
     assert manifest["skipped"] == [] and "fields" in manifest["schema"]
+    # lz4, and the floats byte-stream-split (the features stage reads these files twice).
+    meta = pq.ParquetFile(next(out.rglob("*.parquet"))).metadata.row_group(0)
+    encodings = {meta.column(i).path_in_schema: (meta.column(i).compression, meta.column(i).encodings) for i in range(meta.num_columns)}
+    assert encodings["EFlowTrack.list.element.PT"] == ("LZ4", ("RLE", "BYTE_STREAM_SPLIT"))
+    assert "BYTE_STREAM_SPLIT" not in encodings["EFlowTrack.list.element.PID"][1]
     # Output exists: refused, untouched.
     before = sorted(str(p) for p in out.rglob("*"))
     with pytest.raises(OutputExistsError, match="--overwrite"):

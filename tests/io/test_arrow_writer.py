@@ -38,3 +38,19 @@ def test_failed_job_exposes_no_files(spark, tmp_path: Path) -> None:
         write_parquet(df, str(tmp_path / "out"))
     assert all("_attempts" in str(p) for p in (tmp_path / "out").rglob("*.parquet"))
     assert not (tmp_path / "out" / "_SUCCESS").exists()
+
+
+def test_float_columns_are_the_parquet_paths_of_float_leaves(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from topotrigger.io.arrow_writer import float_columns
+
+    schema = pa.schema([("x", pa.float32()), ("n", pa.int32()), ("s", pa.string()),
+                        ("jets", pa.list_(pa.struct([("pt", pa.float32()), ("id", pa.int64()), ("m", pa.float64())]))),
+                        ("hlf", pa.list_(pa.float32(), 3)), ("deep", pa.list_(pa.list_(pa.float64()))),
+                        ("met", pa.struct([("phi", pa.float32())]))])
+    pq.write_table(schema.empty_table(), tmp_path / "t.parquet")
+    parquet = pq.ParquetFile(tmp_path / "t.parquet").schema
+    expected = [parquet.column(i).path for i in range(len(parquet)) if parquet.column(i).physical_type in ("FLOAT", "DOUBLE")]
+    assert float_columns(schema) == expected and len(expected) == 6

@@ -122,6 +122,9 @@ def output_schema() -> pa.Schema:
 
 
 MANIFEST = "_manifest.json"
+# lz4 over byte-stream-split floats: files as small as zstd over plain floats (+2 %), which the features
+# stage, reading every event twice, reads a third faster (docs/performance.md).
+WRITER: dict[str, Any] = {"compression": "lz4", "split_floats": True}
 
 
 @carry_user_errors
@@ -129,7 +132,7 @@ def ingest_task(items: Iterator[dict[str, Any]], root: str, tree: str, columns_j
                 step: int, on_bad_file: str) -> Iterator[dict[str, Any]]:
     """One Spark task: read its partitions' entry ranges and write them as Parquet under `root`."""
     columns = from_json(columns_json)
-    output = TaskOutput(root, "label")
+    output = TaskOutput(root, "label", **WRITER)
     seen: dict[str, int] = {}
     bad: dict[str, str] = {}
     try:

@@ -47,7 +47,7 @@ class TaskOutput:
     """The Parquet files of one task attempt, one per value of the partition column."""
 
     def __init__(self, root: str, column: str | None = None, compression: str = "zstd",
-                 options: dict[str, Any] | None = None, partition: int | None = None) -> None:
+                 options: dict[str, Any] | None = None, partition: int | None = None, split_floats: bool = False) -> None:
         # The number the committed files are named and ordered by: the Spark partition's, unless a task
         # writes several outputs of one dataset and names each.
         self.partition = _partition_id() if partition is None else partition
@@ -59,6 +59,7 @@ class TaskOutput:
         # Min/max statistics likewise only where readers filter on them: on millions of nested floats
         # they cost a quarter of the writing time and skip nothing.
         self.options = {"use_dictionary": list(DICTIONARY_COLUMNS), "write_statistics": list(STATISTICS_COLUMNS)} | (options or {})
+        self.split_floats = split_floats
         self.directory = f"{base}/_attempts/{uuid.uuid4().hex}"
         # Not recursive: once the driver has removed a failed job's output, a task still running
         # (cancelled, not yet stopped) cannot bring the directory back.
@@ -79,8 +80,9 @@ class TaskOutput:
         for key, part in groups.items():
             if key not in self.writers:
                 path = f"{self.directory}/{len(self.writers):03d}.parquet"
+                split = {"use_byte_stream_split": float_columns(part.schema)} if self.split_floats else {}
                 writer = pq.ParquetWriter(path, part.schema, filesystem=self.fs, compression=self.compression,
-                                          **self.options)
+                                          **(self.options | split))
                 self.writers[key] = (writer, path)
                 self.rows[key] = 0
             if isinstance(part, pa.Table):
@@ -100,6 +102,22 @@ class TaskOutput:
         for writer, _ in self.writers.values():
             with contextlib.suppress(Exception):  # the task is failing anyway; its files are never committed
                 writer.close()
+
+
+def float_columns(schema: pa.Schema) -> list[str]:
+    """The Parquet column paths of the float32 and float64 leaves of `schema` (lists of structs included),
+    for the byte-stream-split encoding: it groups the floats' bytes by significance, and a fast codec
+    then compresses them (lz4: files as small as plain zstd, read a third faster)."""
+    def leaves(name: str, kind: pa.DataType) -> Iterator[str]:
+        if pa.types.is_float32(kind) or pa.types.is_float64(kind):
+            yield name
+        elif pa.types.is_struct(kind):
+            for child in kind.fields:
+                yield from leaves(f"{name}.{child.name}", child.type)
+        elif pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+            yield from leaves(f"{name}.list.element", kind.value_type)
+
+    return [path for f in schema for path in leaves(f.name, f.type)]
 
 
 def prepare(root: str) -> None:

@@ -70,48 +70,61 @@ def _cone_dr2(eta1: float, phi1: float, eta2: float, phi2: float, wrap: bool) ->
 
 @numba.njit(cache=True, fastmath=_FAST)
 def _sorted_view(c0: int, c1: int, c_pt: np.ndarray, c_eta: np.ndarray, c_phi: np.ndarray, min_pt: float,
-                 s_eta: np.ndarray, s_phi: np.ndarray, s_pt: np.ndarray, s_idx: np.ndarray, s_pos: np.ndarray) -> int:
-    """The event's objects that enter cone sums, sorted by η into the buffers (s_pos: object -> place);
-    returns how many."""
+                 s_eta: np.ndarray, s_phi: np.ndarray, s_pt: np.ndarray, s_idx: np.ndarray, s_pos: np.ndarray,
+                 tmp: np.ndarray, bins: np.ndarray, wrap: bool) -> int:
+    """The event's objects that enter cone sums, sorted by η (ties in list order) into the buffers
+    (s_pos: object -> place); returns how many. `tmp` and `bins` are scratch, one more than the
+    largest collection. A counting sort into about one η bin per object, then an insertion sort
+    (which only moves objects within a bin): linear in the objects, where a comparison sort of a
+    few hundred of them cost more than the cones."""
     n = 0
+    lo, hi = np.inf, -np.inf
+    finite = True
     for j in range(c0, c1):
         if not c_pt[j] <= min_pt:  # as in the cone sums: NaN stays in (and poisons the sum)
             s_idx[n] = j
             n += 1
-    if n > 64:
-        order = np.argsort(c_eta[s_idx[:n]], kind="mergesort")
-        tmp = s_idx[:n][order].copy()
+            finite = finite and np.isfinite(c_eta[j])
+            lo, hi = min(lo, c_eta[j]), max(hi, c_eta[j])
+    scale = (n - 1) / (hi - lo) if finite and hi > lo else 0.0
+    if n > 16 and np.isfinite(scale) and scale > 0:  # a NaN or infinite η (a dropped event): no bins
+        bins[:n + 1] = 0
         for q in range(n):
-            s_idx[q] = tmp[q]
-    else:  # a stable insertion sort: no allocation, and quicker than argsort at these sizes
-        for q in range(1, n):
-            j = s_idx[q]
-            key = c_eta[j]
-            r = q - 1
-            while r >= 0 and c_eta[s_idx[r]] > key:
-                s_idx[r + 1] = s_idx[r]
-                r -= 1
-            s_idx[r + 1] = j
+            bins[1 + min(int((c_eta[s_idx[q]] - lo) * scale), n - 1)] += 1
+        for b in range(n):
+            bins[b + 1] += bins[b]
+        for q in range(n):
+            b = min(int((c_eta[s_idx[q]] - lo) * scale), n - 1)
+            tmp[bins[b]] = s_idx[q]
+            bins[b] += 1
+        s_idx[:n] = tmp[:n]
+    for q in range(1, n):  # stable insertion sort
+        j = s_idx[q]
+        key = c_eta[j]
+        r = q - 1
+        while r >= 0 and c_eta[s_idx[r]] > key:
+            s_idx[r + 1] = s_idx[r]
+            r -= 1
+        s_idx[r + 1] = j
     for q in range(n):
         j = s_idx[q]
-        s_eta[q], s_phi[q], s_pt[q] = c_eta[j], c_phi[j], c_pt[j]
+        # φ in [−π, π] where the cones wrap, so that a pair's Δφ needs one step, no loop (`_sweep_pairs`).
+        s_eta[q], s_phi[q], s_pt[q] = c_eta[j], _dphi(c_phi[j], 0.0) if wrap else c_phi[j], c_pt[j]
         s_pos[j - c0] = q
     return n
 
 
 @numba.njit(cache=True, fastmath=_FAST, inline="always")
-def _cone_sum_sorted(eta: float, phi: float, n: int, s_eta: np.ndarray, s_phi: np.ndarray, s_pt: np.ndarray,
-                     s_idx: np.ndarray, skip: int, wrap: bool) -> float:
-    """`_cone_sum` over an η-sorted view: only objects with |Δη| ≤ cone are looked at."""
+def _cone_sum(eta: float, phi: float, c0: int, c1: int, c_pt: np.ndarray, c_eta: np.ndarray, c_phi: np.ndarray,
+              min_pt: float, skip: int, wrap: bool) -> float:
+    """Σ pT of the objects c0..c1 above `min_pt` within the cone around (η, φ), but `skip`, in list order."""
     total = 0.0
     cone2 = d.ISO_CONE * d.ISO_CONE
-    lo = np.searchsorted(s_eta[:n], eta - d.ISO_CONE, side="left")
-    hi = np.searchsorted(s_eta[:n], eta + d.ISO_CONE, side="right")
-    for q in range(lo, hi):
-        if s_idx[q] == skip:
+    for j in range(c0, c1):
+        if c_pt[j] <= min_pt or j == skip:  # NaN stays in (and poisons the sum)
             continue
-        if _cone_dr2(eta, phi, s_eta[q], s_phi[q], wrap) < cone2:
-            total += s_pt[q]
+        if _cone_dr2(eta, phi, c_eta[j], c_phi[j], wrap) < cone2:
+            total += c_pt[j]
     return total
 
 
@@ -135,22 +148,22 @@ def _sweep_pairs(na: int, a_eta: np.ndarray, a_phi: np.ndarray, a_pt: np.ndarray
         hi = max(hi, lo)
         while hi < nb and b_eta[hi] <= eta + d.ISO_CONE:
             hi += 1
+        total = out_ab[i]  # with `same`, what the objects before i added to it
         if same and self_too:  # the object's own term, at its place in the η order
-            out_ab[i] += a_pt[i]
+            total += a_pt[i]
+        pt = a_pt[i]
+        # Branch-free, so that it vectorises: a pair in the cone adds its pT, one outside adds 0.0
+        # (exact: the sums are of positive pT; an event with a NaN or infinite input is dropped
+        # whatever its cones). With `wrap` the views' φ are in [−π, π]: |Δφ| ≤ 2π, one step wraps it.
         for q in range(max(lo, i + 1) if same else lo, hi):
-            if _cone_dr2(eta, phi, b_eta[q], b_phi[q], wrap) < cone2:
-                out_ab[i] += b_pt[q]
-                out_ba[q] += a_pt[i]
-
-
-@numba.njit(cache=True, fastmath=_FAST, inline="always")
-def _cones(eta: float, phi: float, nt: int, npho: int, nneu: int, v_eta: np.ndarray, v_phi: np.ndarray,
-           v_pt: np.ndarray, v_idx: np.ndarray, skip_t: int, skip_p: int, skip_n: int,
-           wrap: bool) -> tuple[float, float, float]:
-    """Track, photon and neutral-hadron pT sums in the isolation cone around (η, φ)."""
-    return (_cone_sum_sorted(eta, phi, nt, v_eta[0], v_phi[0], v_pt[0], v_idx[0], skip_t, wrap),
-            _cone_sum_sorted(eta, phi, npho, v_eta[1], v_phi[1], v_pt[1], v_idx[1], skip_p, wrap),
-            _cone_sum_sorted(eta, phi, nneu, v_eta[2], v_phi[2], v_pt[2], v_idx[2], skip_n, wrap))
+            de = eta - b_eta[q]
+            dp = abs(phi - b_phi[q])
+            if wrap:
+                dp = min(dp, 2 * np.pi - dp)
+            inside = 1.0 if de * de + dp * dp < cone2 else 0.0
+            total += inside * b_pt[q]
+            out_ba[q] += inside * pt
+        out_ab[i] = total
 
 
 @numba.njit(cache=True, fastmath=_FAST, inline="always")
@@ -195,6 +208,8 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
     v_pt = np.empty((3, size))
     v_idx = np.empty((3, size), dtype=np.int64)
     v_pos = np.empty((3, size), dtype=np.int64)
+    tmp = np.empty(max(size, d.MAX_PARTICLES) + 1, dtype=np.int64)
+    bins = np.empty(max(size, d.MAX_PARTICLES) + 1, dtype=np.int64)
     cone = np.empty((3, 3, size))  # cone[a, b, q]: Σ pT of view b around object q of view a
     best = np.empty(2, dtype=np.int64)
     best_iso = np.empty((2, 3))
@@ -213,8 +228,6 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
         if e1 > e0 or m1 > m0:
             cut[ev] = d.CUT_CANDIDATE
         wrap = not legacy_isolation
-        views_ready = False
-        nt, npho, nneu = 0, 0, 0
         # Best qualifying electron and muon: pT > 23 and relative isolation < 0.45.
         best[0], best[1] = -1, -1
         best_iso[:] = 0.0
@@ -228,15 +241,14 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
                 if not l_pt[i] > d.LEPTON_MIN_PT:
                     continue
                 any_pt = True
-                if not views_ready:
-                    nt = _sorted_view(t0, t1, t_pt, t_eta, t_phi, d.ISO_TRACK_MIN_PT, v_eta[0], v_phi[0], v_pt[0], v_idx[0], v_pos[0])
-                    npho = _sorted_view(p0, p1, p_et, p_eta, p_phi, d.ISO_CALO_MIN_ET, v_eta[1], v_phi[1], v_pt[1], v_idx[1], v_pos[1])
-                    nneu = _sorted_view(n0, n1, n_et, n_eta, n_phi, d.ISO_CALO_MIN_ET, v_eta[2], v_phi[2], v_pt[2], v_idx[2], v_pos[2])
-                    views_ready = True
                 # 2019: the lepton's own track stays in its charged sum, and 1 is subtracted instead.
+                # A lepton's cones are summed in a scan of the event's objects (list order, whatever
+                # `lists`): sorting them by η for the sweeps below costs more than a few scans, and the
+                # same order of addition gives the same HLF with and without the lists.
                 own = -1 if legacy_isolation else _own_track(l_eta[i], l_phi[i], t0, t1, t_eta, t_phi)
-                ch, ga, ne = _cones(l_eta[i], l_phi[i], nt, npho, nneu, v_eta, v_phi, v_pt, v_idx, own, -1, -1, wrap)
-                ch, ga, ne = ch / l_pt[i], ga / l_pt[i], ne / l_pt[i]
+                ch = _cone_sum(l_eta[i], l_phi[i], t0, t1, t_pt, t_eta, t_phi, d.ISO_TRACK_MIN_PT, own, wrap) / l_pt[i]
+                ga = _cone_sum(l_eta[i], l_phi[i], p0, p1, p_et, p_eta, p_phi, d.ISO_CALO_MIN_ET, -1, wrap) / l_pt[i]
+                ne = _cone_sum(l_eta[i], l_phi[i], n0, n1, n_et, n_eta, n_phi, d.ISO_CALO_MIN_ET, -1, wrap) / l_pt[i]
                 if legacy_isolation:
                     ch -= 1.0
                 # 2019: the first qualifying lepton of each flavour in list order, not the hardest.
@@ -261,6 +273,12 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
         else:
             lpt, leta, lphi, lq = m_pt[li], m_eta[li], m_phi[li], m_q[li]
         own = _own_track(leta, lphi, t0, t1, t_eta, t_phi)
+        if lists:  # η-sorted views of the objects that enter cone sums, for the sweeps
+            nt = _sorted_view(t0, t1, t_pt, t_eta, t_phi, d.ISO_TRACK_MIN_PT, v_eta[0], v_phi[0], v_pt[0], v_idx[0], v_pos[0], tmp, bins, wrap)
+            npho = _sorted_view(p0, p1, p_et, p_eta, p_phi, d.ISO_CALO_MIN_ET, v_eta[1], v_phi[1], v_pt[1], v_idx[1], v_pos[1], tmp, bins, wrap)
+            nneu = _sorted_view(n0, n1, n_et, n_eta, n_phi, d.ISO_CALO_MIN_ET, v_eta[2], v_phi[2], v_pt[2], v_idx[2], v_pos[2], tmp, bins, wrap)
+        else:
+            nt, npho, nneu = 0, 0, 0
         sizes = (nt, npho, nneu)
         for a in range(3 if lists else 0):
             for b in range(a, 3):
@@ -289,13 +307,23 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
         h[9], h[10], h[11] = best_iso[flavour, 0], best_iso[flavour, 1], best_iso[flavour, 2]
         h[12], h[13] = lq, 1.0 if flavour == 0 else 0.0
 
-        # Particle list: lepton, tracks (skipping its own), photons, neutral hadrons; capped.
+        # Finite features only (checked row by row below).
+        finite = not bad_input[ev]
+        for c in range(d.N_HLF):
+            if not np.isfinite(h[c]):
+                finite = False
+
+        # Particle list: lepton, tracks (skipping its own), photons, neutral hadrons; capped. Without
+        # `lists` the rows are only counted, and filled only where one could be infinite with finite
+        # inputs (E and pz = pT cosh η and pT sinh η, for |η| > ETA_ALWAYS_FINITE), so that the event
+        # is final exactly when it is with the lists.
         k = 0
         r = rows[k]
         _fill(r, lpt, leta, lphi, 0.0, 0.0, 0.0, best_iso[flavour, 0], best_iso[flavour, 1], best_iso[flavour, 2])
         r[16] = 1.0 if flavour == 0 else 0.0
         r[17] = 1.0 - r[16]
         r[18] = lq
+        finite = finite and _all_finite(r)
         dr_buf[k] = 0.0
         k += 1
         taken = 0
@@ -309,13 +337,17 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
                     continue
             elif j == own:
                 continue
+            k += 1
+            taken += 1
+            if not lists and abs(t_eta[j]) <= ETA_ALWAYS_FINITE:
+                continue
             ch, ga, ne = 0.0, 0.0, 0.0
             if lists:
                 q = v_pos[0, j - t0]
                 ch, ga, ne = cone[0, 0, q] / t_pt[j], cone[0, 1, q] / t_pt[j], cone[0, 2, q] / t_pt[j]
             if legacy_isolation:
                 ch -= 1.0
-            r = rows[k]
+            r = rows[k - 1 if lists else 0]
             _fill(r, t_pt[j], t_eta[j], t_phi[j], t_x[j], t_y[j], t_z[j], ch, ga, ne)
             apid = abs(t_pid[j])
             if not legacy_particle_id:  # 2019: every track a charged hadron
@@ -323,9 +355,8 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
                 r[17] = 1.0 if apid == 13 else 0.0
             r[13] = 1.0 - r[16] - r[17]
             r[18] = np.sign(t_pid[j])
-            dr_buf[k] = _dr2(leta, lphi, t_eta[j], t_phi[j])
-            k += 1
-            taken += 1
+            finite = finite and _all_finite(r)
+            dr_buf[k - 1] = _dr2(leta, lphi, t_eta[j], t_phi[j])
         for flavour_calo in range(2):
             c0, c1 = (p0, p1) if flavour_calo == 0 else (n0, n1)
             c_et = p_et if flavour_calo == 0 else n_et
@@ -338,6 +369,10 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
                     break
                 if not c_et[j] > d.ISO_CALO_MIN_ET:
                     continue
+                k += 1
+                taken += 1
+                if not lists and abs(c_eta[j]) <= ETA_ALWAYS_FINITE:
+                    continue
                 ch, ga, ne = 0.0, 0.0, 0.0
                 if lists:
                     a = 1 + flavour_calo
@@ -345,48 +380,68 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
                     ch, ga, ne = cone[a, 0, q] / c_et[j], cone[a, 1, q] / c_et[j], cone[a, 2, q] / c_et[j]
                 if legacy_isolation:
                     ch -= 1.0
-                r = rows[k]
+                r = rows[k - 1 if lists else 0]
                 _fill(r, c_et[j], c_eta[j], c_phi[j], 0.0, 0.0, 0.0, ch, ga, ne)
                 r[14 if flavour_calo == 1 else 15] = 1.0
-                dr_buf[k] = _dr2(leta, lphi, c_eta[j], c_phi[j])
-                k += 1
-                taken += 1
+                finite = finite and _all_finite(r)
+                dr_buf[k - 1] = _dr2(leta, lphi, c_eta[j], c_phi[j])
 
-        # Finite features only; then order by decreasing ΔR (the lepton, ΔR = 0, comes last).
-        finite = not bad_input[ev]
-        for c in range(d.N_HLF):
-            if not np.isfinite(h[c]):
-                finite = False
-        for i in range(k):
-            for c in range(d.N_PARTICLE_FEATURES):
-                if not np.isfinite(rows[i, c]):
-                    finite = False
+        # Then order by decreasing ΔR (the lepton, ΔR = 0, comes last).
         if not finite:
             continue
         cut[ev] = d.CUT_FINAL
         counts[ev] = k
         if not lists:
             continue
-        _order_by_decreasing(dr_buf, k, order)
+        _order_by_decreasing(dr_buf, k, order, tmp, bins)
         for i in range(k):
             out[cursor + i] = rows[order[i]]
         cursor += k
     return cursor
 
 
+# With finite inputs (float32, |value| < 3.5e38) a particle row can only be infinite through
+# pT cosh η or pT sinh η, and only beyond |η| ≈ 620 (cosh 620 ≈ 5e268; 5e268 × 3.5e38 < 1.8e308).
+ETA_ALWAYS_FINITE = 600.0
+
+
+@numba.njit(cache=True, fastmath=_FAST, inline="always")
+def _all_finite(r: np.ndarray) -> bool:
+    for c in range(len(r)):  # noqa: SIM110 (Numba compiles loops, not generators)
+        if not np.isfinite(r[c]):
+            return False
+    return True
+
+
 @numba.njit(cache=True, fastmath=_FAST)
-def _order_by_decreasing(values: np.ndarray, k: int, order: np.ndarray) -> None:
-    """order[:k] = indices of values[:k] by decreasing value, ties in index order (a stable sort)."""
-    if k > 96:
-        order[:k] = np.argsort(-values[:k], kind="mergesort")
-        return
-    for q in range(k):  # insertion sort: no allocation, quicker than argsort at these sizes
-        v = values[q]
+def _order_by_decreasing(values: np.ndarray, k: int, order: np.ndarray, tmp: np.ndarray, bins: np.ndarray) -> None:
+    """order[:k] = indices of values[:k] (finite) by decreasing value, ties in index order (a stable
+    sort): a counting sort into about one bin per value, then an insertion sort within the bins, as in
+    `_sorted_view`."""
+    lo, hi = np.inf, -np.inf
+    for q in range(k):
+        lo, hi = min(lo, values[q]), max(hi, values[q])
+        order[q] = q
+    scale = (k - 1) / (hi - lo) if hi > lo else 0.0
+    if k > 16 and np.isfinite(scale) and scale > 0:
+        bins[:k + 1] = 0
+        for q in range(k):
+            bins[1 + min(int((hi - values[q]) * scale), k - 1)] += 1
+        for b in range(k):
+            bins[b + 1] += bins[b]
+        for q in range(k):
+            b = min(int((hi - values[q]) * scale), k - 1)
+            tmp[bins[b]] = q
+            bins[b] += 1
+        order[:k] = tmp[:k]
+    for q in range(1, k):
+        i = order[q]
+        v = values[i]
         r = q - 1
         while r >= 0 and values[order[r]] < v:
             order[r + 1] = order[r]
             r -= 1
-        order[r + 1] = q
+        order[r + 1] = i
 
 
 @numba.njit(cache=True, fastmath=_FAST, inline="always")
