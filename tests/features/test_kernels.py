@@ -202,3 +202,21 @@ def test_isolation_with_phi_outside_minus_pi_to_pi() -> None:
     assert a.cut[0] == b.cut[0] == d.CUT_FINAL
     np.testing.assert_allclose(a.particles[:, 10:13], b.particles[:, 10:13], rtol=1e-6, atol=1e-6)
     assert np.abs(a.particles[:, 10:13]).sum() > 10  # the cones do hold objects across φ = ±π
+
+
+def test_take_events_gathers_the_events_asked_for_in_their_order() -> None:
+    from topotrigger.features.kernels.events import take_events
+
+    calo = {"EFlowPhoton": [{"ET": 3.0, "Eta": 1.0, "Phi": 1.0}], "EFlowNeutralHadron": [{"ET": 4.0, "Eta": -1.0, "Phi": 2.0}]}
+    events = [muon_event(EFlowTrack=[track(10.0 + i, 0.1 * i, 0.1), track(2.0, -1.0, 2.0)] * i, **calo) for i in range(6)]
+    events[2] = muon_event()  # no calorimeter objects: empty collections in the middle
+    whole = batch(events)
+    for pick in ([4, 0, 5], [2], [], [3, 3, 1]):
+        taken = take_events(whole, np.array(pick, dtype=np.int64))
+        alone = batch([events[i] for i in pick])
+        for name, c in alone.items():
+            assert taken[name].offsets.tolist() == c.offsets.tolist(), name
+            for field, values in c.columns.items():
+                assert np.array_equal(taken[name].columns[field], values), (name, field)
+        full, part = compute(whole), compute(taken)
+        assert np.array_equal(part.hlf, full.hlf[pick]) and np.array_equal(part.counts, full.counts[pick])

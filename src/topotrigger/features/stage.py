@@ -51,7 +51,7 @@ from topotrigger.errors import InputError, MissingInputError, carry_user_errors,
 from topotrigger.features import ingested, layouts
 from topotrigger.features.arrow import collections_of, feature_columns, packed, unpacked
 from topotrigger.features.kernels import definitions as d
-from topotrigger.features.kernels.events import CAPPED, capped, compute
+from topotrigger.features.kernels.events import CAPPED, capped, compute, take_events
 from topotrigger.features.keys import event_keys, seeded
 from topotrigger.features.scaling import Moments, Scaler
 from topotrigger.io import storage
@@ -222,7 +222,7 @@ def particle_lists(piece: ingested.Piece, rid: np.ndarray, hlf: np.ndarray, opts
         positions = np.searchsorted(ids, rid[here])
         if np.any(positions >= len(ids)) or np.any(ids[np.minimum(positions, len(ids) - 1)] != rid[here]):
             raise InputError(f"{piece.path} changed while the features were built: selected events are missing")
-        features = compute(collections_of(batch.take(pa.array(positions))), opts)
+        features = compute(take_events(collections_of(batch), positions), opts)
         if np.any(features.cut != d.CUT_FINAL) or not np.array_equal(features.hlf, hlf[here]):
             raise InputError(f"{piece.path} changed while the features were built: events select differently")
         lists.append(features.particles)
