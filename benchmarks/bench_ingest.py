@@ -37,6 +37,7 @@ from topotrigger.ingest.plan import scan
 from topotrigger.ingest.reader import read_range
 from topotrigger.ingest.stage import WRITER, pipeline_columns
 from topotrigger.io.arrow_writer import TaskOutput
+from topotrigger.io.arrow_writer import prepare as prepare_output  # this script has its own prepare()
 
 SPARK_JOB = r"""
 import json, sys, time
@@ -190,6 +191,7 @@ def run_single_process(files: list[str]) -> dict:
     start = time.perf_counter()
     n = 0
     with tempfile.TemporaryDirectory() as tmp:
+        prepare_output(tmp)
         writer = TaskOutput(tmp, partition=0, **WRITER)  # the stage's writer and its settings, for a like-for-like (b)
         for info in infos:
             for batch in read_range(info.path, "Delphes", columns, 0, info.entries):
