@@ -135,8 +135,9 @@ def _sweep_pairs(na: int, a_eta: np.ndarray, a_phi: np.ndarray, a_pt: np.ndarray
     """out_ab[i] = Σ pT of view-B objects within the cone of view-A object i, and out_ba the other way,
     both views η-sorted. The |Δη| window moves one way as i grows, so two pointers track it (no
     searches), and each pair within the cone is looked at once and adds to both sides. With `same`,
-    A is B: only pairs q > i are visited, and an object counts itself only with `self_too`. Every sum
-    still runs in η order, as a one-way scan per object would add it up."""
+    A is B: only pairs q > i are visited, and an object counts itself only with `self_too`. The
+    compiler may add an object's window in vectorised partial sums (the module's fast-math flags):
+    the order of the float64 additions, not which objects are added, depends on it."""
     cone2 = d.ISO_CONE * d.ISO_CONE
     out_ab[:na] = 0.0
     out_ba[:nb] = 0.0
