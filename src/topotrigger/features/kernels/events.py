@@ -69,43 +69,53 @@ def _cone_dr2(eta1: float, phi1: float, eta2: float, phi2: float, wrap: bool) ->
 
 
 @numba.njit(cache=True, fastmath=_FAST)
+def _stable_sort(idx: np.ndarray, n: int, key: np.ndarray, sign: float, tmp: np.ndarray, bins: np.ndarray) -> None:
+    """idx[:n] reordered by sign × key[idx] increasing (sign −1: key decreasing), ties in their order.
+    A counting sort into about one bin per item, then an insertion sort (which only moves items within
+    a bin): linear, where a comparison sort of a few hundred items cost more than the cones. With a
+    NaN or infinite key (an event that is dropped) no bins: the insertion sort alone. `tmp` and
+    `bins` are scratch of at least n + 1."""
+    lo, hi = np.inf, -np.inf
+    finite = True
+    for q in range(n):
+        v = sign * key[idx[q]]
+        finite = finite and np.isfinite(v)
+        lo, hi = min(lo, v), max(hi, v)
+    scale = (n - 1) / (hi - lo) if finite and hi > lo else 0.0
+    if n > 16 and np.isfinite(scale) and scale > 0:
+        bins[:n + 1] = 0
+        for q in range(n):
+            bins[1 + min(int((sign * key[idx[q]] - lo) * scale), n - 1)] += 1
+        for b in range(n):
+            bins[b + 1] += bins[b]
+        for q in range(n):
+            b = min(int((sign * key[idx[q]] - lo) * scale), n - 1)
+            tmp[bins[b]] = idx[q]
+            bins[b] += 1
+        idx[:n] = tmp[:n]
+    for q in range(1, n):
+        i = idx[q]
+        v = sign * key[i]
+        r = q - 1
+        while r >= 0 and sign * key[idx[r]] > v:
+            idx[r + 1] = idx[r]
+            r -= 1
+        idx[r + 1] = i
+
+
+@numba.njit(cache=True, fastmath=_FAST)
 def _sorted_view(c0: int, c1: int, c_pt: np.ndarray, c_eta: np.ndarray, c_phi: np.ndarray, min_pt: float,
                  s_eta: np.ndarray, s_phi: np.ndarray, s_pt: np.ndarray, s_idx: np.ndarray, s_pos: np.ndarray,
                  tmp: np.ndarray, bins: np.ndarray, wrap: bool) -> int:
     """The event's objects that enter cone sums, sorted by η (ties in list order) into the buffers
     (s_pos: object -> place); returns how many. `tmp` and `bins` are scratch, one more than the
-    largest collection. A counting sort into about one η bin per object, then an insertion sort
-    (which only moves objects within a bin): linear in the objects, where a comparison sort of a
-    few hundred of them cost more than the cones."""
+    largest collection."""
     n = 0
-    lo, hi = np.inf, -np.inf
-    finite = True
     for j in range(c0, c1):
         if not c_pt[j] <= min_pt:  # as in the cone sums: NaN stays in (and poisons the sum)
             s_idx[n] = j
             n += 1
-            finite = finite and np.isfinite(c_eta[j])
-            lo, hi = min(lo, c_eta[j]), max(hi, c_eta[j])
-    scale = (n - 1) / (hi - lo) if finite and hi > lo else 0.0
-    if n > 16 and np.isfinite(scale) and scale > 0:  # a NaN or infinite η (a dropped event): no bins
-        bins[:n + 1] = 0
-        for q in range(n):
-            bins[1 + min(int((c_eta[s_idx[q]] - lo) * scale), n - 1)] += 1
-        for b in range(n):
-            bins[b + 1] += bins[b]
-        for q in range(n):
-            b = min(int((c_eta[s_idx[q]] - lo) * scale), n - 1)
-            tmp[bins[b]] = s_idx[q]
-            bins[b] += 1
-        s_idx[:n] = tmp[:n]
-    for q in range(1, n):  # stable insertion sort
-        j = s_idx[q]
-        key = c_eta[j]
-        r = q - 1
-        while r >= 0 and c_eta[s_idx[r]] > key:
-            s_idx[r + 1] = s_idx[r]
-            r -= 1
-        s_idx[r + 1] = j
+    _stable_sort(s_idx, n, c_eta, 1.0, tmp, bins)
     for q in range(n):
         j = s_idx[q]
         # φ in [−π, π] where the cones wrap, so that a pair's Δφ needs one step, no loop (`_sweep_pairs`).
@@ -165,6 +175,18 @@ def _sweep_pairs(na: int, a_eta: np.ndarray, a_phi: np.ndarray, a_pt: np.ndarray
             total += inside * b_pt[q]
             out_ba[q] += inside * pt
         out_ab[i] = total
+
+
+@numba.njit(cache=True, fastmath=_FAST, inline="always")
+def _row_isolation(cone: np.ndarray, a: int, q: int, pt: float, lists: bool, legacy: bool) -> tuple[float, float, float]:
+    """A list row's relative isolation from the sweeps' sums (object q of view a); zeros without `lists`
+    (q is then not a place in a view). 2019: 1 taken off the charged one, every object being in its own."""
+    ch, ga, ne = 0.0, 0.0, 0.0
+    if lists:
+        ch, ga, ne = cone[a, 0, q] / pt, cone[a, 1, q] / pt, cone[a, 2, q] / pt
+    if legacy:
+        ch -= 1.0
+    return ch, ga, ne
 
 
 @numba.njit(cache=True, fastmath=_FAST, inline="always")
@@ -342,12 +364,7 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
             taken += 1
             if not lists and abs(t_eta[j]) <= ETA_ALWAYS_FINITE:
                 continue
-            ch, ga, ne = 0.0, 0.0, 0.0
-            if lists:
-                q = v_pos[0, j - t0]
-                ch, ga, ne = cone[0, 0, q] / t_pt[j], cone[0, 1, q] / t_pt[j], cone[0, 2, q] / t_pt[j]
-            if legacy_isolation:
-                ch -= 1.0
+            ch, ga, ne = _row_isolation(cone, 0, v_pos[0, j - t0], t_pt[j], lists, legacy_isolation)
             r = rows[k - 1 if lists else 0]
             _fill(r, t_pt[j], t_eta[j], t_phi[j], t_x[j], t_y[j], t_z[j], ch, ga, ne)
             apid = abs(t_pid[j])
@@ -374,13 +391,8 @@ def _kernel(t_off, t_pt, t_eta, t_phi, t_pid, t_x, t_y, t_z,
                 taken += 1
                 if not lists and abs(c_eta[j]) <= ETA_ALWAYS_FINITE:
                     continue
-                ch, ga, ne = 0.0, 0.0, 0.0
-                if lists:
-                    a = 1 + flavour_calo
-                    q = v_pos[a, j - c0]
-                    ch, ga, ne = cone[a, 0, q] / c_et[j], cone[a, 1, q] / c_et[j], cone[a, 2, q] / c_et[j]
-                if legacy_isolation:
-                    ch -= 1.0
+                a = 1 + flavour_calo
+                ch, ga, ne = _row_isolation(cone, a, v_pos[a, j - c0], c_et[j], lists, legacy_isolation)
                 r = rows[k - 1 if lists else 0]
                 _fill(r, c_et[j], c_eta[j], c_phi[j], 0.0, 0.0, 0.0, ch, ga, ne)
                 r[14 if flavour_calo == 1 else 15] = 1.0
@@ -416,33 +428,10 @@ def _all_finite(r: np.ndarray) -> bool:
 
 @numba.njit(cache=True, fastmath=_FAST)
 def _order_by_decreasing(values: np.ndarray, k: int, order: np.ndarray, tmp: np.ndarray, bins: np.ndarray) -> None:
-    """order[:k] = indices of values[:k] (finite) by decreasing value, ties in index order (a stable
-    sort): a counting sort into about one bin per value, then an insertion sort within the bins, as in
-    `_sorted_view`."""
-    lo, hi = np.inf, -np.inf
+    """order[:k] = indices of values[:k] by decreasing value, ties in index order (a stable sort)."""
     for q in range(k):
-        lo, hi = min(lo, values[q]), max(hi, values[q])
         order[q] = q
-    scale = (k - 1) / (hi - lo) if hi > lo else 0.0
-    if k > 16 and np.isfinite(scale) and scale > 0:
-        bins[:k + 1] = 0
-        for q in range(k):
-            bins[1 + min(int((hi - values[q]) * scale), k - 1)] += 1
-        for b in range(k):
-            bins[b + 1] += bins[b]
-        for q in range(k):
-            b = min(int((hi - values[q]) * scale), k - 1)
-            tmp[bins[b]] = q
-            bins[b] += 1
-        order[:k] = tmp[:k]
-    for q in range(1, k):
-        i = order[q]
-        v = values[i]
-        r = q - 1
-        while r >= 0 and values[order[r]] < v:
-            order[r + 1] = order[r]
-            r -= 1
-        order[r + 1] = i
+    _stable_sort(order, k, values, -1.0, tmp, bins)
 
 
 @numba.njit(cache=True, fastmath=_FAST, inline="always")
