@@ -251,12 +251,18 @@ def test_split_writes_partition_by_the_shuffling_hash_and_keep_every_kept_event(
     cuts = {"kept": rank(0.9), "held": rank(0.4), "test": rank(0.2)}
     partitions = {"train": 3, "val": 1, "test": 2}
     (tmp_path / "shuffle").mkdir()
-    maps = [m for f in files for m in partition_task(iter([(None, f)]), str(tmp_path), str(tmp_path / "shuffle"), cuts,
-                                                     partitions, (cuts["kept"], cuts["held"]), {})]
+    # Two map tasks: the first holds its two pieces' events in one file (buffer_bytes unreached), the
+    # second writes its piece alone (a buffer of 1 byte).
+    reports = [*partition_task(iter([(None, f) for f in files[:2]]), str(tmp_path), str(tmp_path / "shuffle"), cuts,
+                               partitions, (cuts["kept"], cuts["held"]), {}),
+               *partition_task(iter([(None, files[2])]), str(tmp_path), str(tmp_path / "shuffle"), cuts,
+                               partitions, (cuts["kept"], cuts["held"]), {}, buffer_bytes=1)]
+    assert [sorted(r) for r in reports] == [["moments"], ["moments"], ["path", "segments"], ["moments"], ["path", "segments"]]
+    maps = [r for r in reports if "segments" in r]
     split = split_of(label, h, rid, cuts)
     assert sorted(built) == np.flatnonzero(split >= 0).tolist()  # the scaler's sample is among the kept
     train = split == 0
-    merged = functools.reduce(Moments.merge, [m["moments"] for m in maps])
+    merged = functools.reduce(Moments.merge, [r["moments"] for r in reports if "moments" in r])
     assert merged.n == counts[train].sum()
     np.testing.assert_allclose(merged.hlf_min, hlf[train].min(axis=0))
 
@@ -267,7 +273,7 @@ def test_split_writes_partition_by_the_shuffling_hash_and_keep_every_kept_event(
         prepare(str(tmp_path / "out" / name))
         for p in range(partitions[name]):
             group = first[name] + p
-            sources = [(m["path"], i) for m in maps for i, g in enumerate(m["groups"]) if g == group]
+            sources = [(m["path"], offset, length) for m in maps for g, offset, length in m["segments"] if g == group]
             reports = list(write_split_task(iter([(name, group, sources)]), str(tmp_path / "out"), scaler, "compact", schema))
             got = pa.concat_tables([pq.read_table(r["path"]) for r in reports[0]["files"]]) if sources else None
             mine = np.flatnonzero((split == code) & (s.view(np.uint64) % np.uint64(partitions[name]) == p))
@@ -283,7 +289,8 @@ def test_split_writes_partition_by_the_shuffling_hash_and_keep_every_kept_event(
     # so nothing is overwritten and the files list in the split's order.
     from topotrigger.io.arrow_writer import commit
 
-    items = [("train", g, [(m["path"], i) for m in maps for i, x in enumerate(m["groups"]) if x == g]) for g in range(3)]
+    items = [("train", g, [(m["path"], offset, length) for m in maps for x, offset, length in m["segments"] if x == g])
+             for g in range(3)]
     prepare(str(tmp_path / "together" / "train"))
     reports = list(write_split_task(iter(items), str(tmp_path / "together"), scaler, "compact", schema))
     assert commit(str(tmp_path / "together" / "train"), [f for r in reports for f in r["files"]]) == {"": int(train.sum())}

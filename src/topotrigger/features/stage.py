@@ -15,10 +15,11 @@
 3. Per piece and its `_selected` file (several per task), the particle lists of its kept events are
    built from a second read of the row groups that hold them (checked against pass 1's selection),
    the events sorted into output partitions (split, shuffling hash modulo the split's partitions),
-   one Arrow IPC file with a record batch per partition, and the scaler's moments are summed over
-   the training events it holds.
-4. Per output partition (several per task), its record batches are read, ordered, scaled and written
-   (`io.arrow_writer`); the driver checks the rows written against the split counts.
+   and the scaler's moments are summed over the training events it holds; the kept events of
+   consecutive pieces (up to MAP_BUFFER_BYTES) go to one Arrow IPC stream file, a record batch per
+   partition, whose byte ranges the driver collects.
+4. Per output partition (several per task), its record batches are read by byte range, ordered,
+   scaled and written (`io.arrow_writer`); the driver checks the rows written against the split counts.
 
 No event passes through the JVM: Spark schedules the tasks, which read and write with pyarrow. Its
 own shuffle converted every row to its row format and back, and cost more than the features.
@@ -139,6 +140,33 @@ class IpcOutput:
             if handle is not None:
                 with contextlib.suppress(Exception):  # the task is failing anyway; its file is never reported
                     handle.close()
+
+
+# The kept events with their particle lists (packed), as the map side hands them to the split writes.
+PARTITIONED = pa.schema([*SELECTED, ("particles", pa.binary())])
+
+
+class SegmentOutput(IpcOutput):
+    """An Arrow IPC stream file whose record batches are read back one at a time from their byte range
+    (`read_segment`), as Spark's shuffle reads its blocks: no footer listing every batch is parsed per
+    read, which cost in proportion to the batches in the file."""
+
+    def write(self, batch: pa.RecordBatch) -> tuple[int, int]:  # type: ignore[override]
+        """Append `batch`; its (offset, length) in the file (the first one's includes the schema)."""
+        if self.writer is None:
+            self.sink = self.fs.open_output_stream(self.path)
+            self.writer = pa.ipc.new_stream(self.sink, self.schema, options=pa.ipc.IpcWriteOptions(compression="lz4"))
+        start = self.sink.tell()
+        self.writer.write_batch(batch)
+        return start, self.sink.tell() - start
+
+
+def read_segment(fs: Any, path: str, offset: int, length: int) -> pa.RecordBatch:
+    """The record batch a `SegmentOutput` wrote at (offset, length) of `path`."""
+    with fs.open_input_file(path) as source:
+        data = source.read_at(length, offset)
+    *_, message = pa.ipc.MessageReader.open_stream(data)  # the first segment starts with the schema
+    return pa.ipc.read_record_batch(message, PARTITIONED)
 
 
 def read_ipc(fs: Any, path: str, columns: list[str] | None = None) -> pa.Table:
@@ -311,18 +339,28 @@ def split_of(label: np.ndarray, h: np.ndarray, rid: np.ndarray, cuts: dict[str, 
     return np.select([kept & test, kept & held, kept], [2, 1, 0], -1).astype(np.int8)
 
 
+# The map side holds the kept events of consecutive pieces, up to this many bytes, and writes them as
+# one file, a record batch per output partition. A file per piece made pieces × partitions batches of
+# a few events each (190,000 of 1-2 events at 2 M events), each costing more to write and to find
+# again than its events: a cost per event that grew with the data set.
+MAP_BUFFER_BYTES = 128 * 1024 * 1024
+
+
 @carry_user_errors
 def partition_task(items: Iterator[tuple[ingested.Piece, str]], root: str, shuffle_root: str, cuts: dict[str, Thresholds],
                    partitions: dict[str, int], moments: tuple[Thresholds, Thresholds] | None,
-                   options: dict[str, bool]) -> Iterator[dict[str, Any]]:
+                   options: dict[str, bool], buffer_bytes: int = MAP_BUFFER_BYTES) -> Iterator[dict[str, Any]]:
     """Map side of the split writes: per piece and its `_selected` file, the particle lists of the kept
-    events (`particle_lists`), and those events grouped by (split, output partition: the shuffling hash
-    modulo the split's partitions) into one Arrow IPC file, one record batch per group; with `moments` =
-    (keep, held out), the moments of the events at or before `keep` and after `held out` (the scaler's
-    sample) in the same pass."""
+    events (`particle_lists`) and, with `moments` = (keep, held out), the moments of the events at or
+    before `keep` and after `held out` (the scaler's sample), reported per piece ({"moments"}, in piece
+    order); the kept events of consecutive pieces, up to `buffer_bytes`, grouped by (split, output
+    partition: the shuffling hash modulo the split's partitions) into one file ({"path", "segments":
+    (partition, offset, length) of each record batch}), each partition's events in piece order."""
     fs, _ = storage.resolve(root)
     first = group_bases(partitions)
     opts = d.FeatureOptions(**options)
+    held: list[tuple[pa.Table, np.ndarray]] = []  # per piece: its kept events in partition order, their partitions
+    size = 0
     for piece, path in items:
         table = read_ipc(fs, path)
         label, h, rid, s = (table.column(c).to_numpy() for c in ("label", "h", "rid", "s"))
@@ -334,36 +372,53 @@ def partition_task(items: Iterator[tuple[ingested.Piece, str]], root: str, shuff
         particles, counts = particle_lists(piece, rid[need], hlf, opts)
         table = table.take(pa.array(need)).append_column("particles", packed(particles, counts))
         split, sample, s = split[need], sample[need], s[need]
-        total = Moments.of(hlf[sample], particles[np.repeat(sample, counts)]) if sample.any() else None
+        yield {"moments": Moments.of(hlf[sample], particles[np.repeat(sample, counts)]) if sample.any() else None}
         rows = np.flatnonzero(split >= 0)
+        if not len(rows):
+            continue
         sizes = np.array([partitions[name] for name in SPLITS], dtype=np.uint64)
         group = first[split[rows]] + (s[rows].view(np.uint64) % sizes[split[rows]]).astype(np.int64)
         order = np.argsort(group, kind="stable")
-        group, kept = group[order], table.take(pa.array(rows[order]))
+        kept = table.take(pa.array(rows[order]))
+        held.append((kept, group[order]))
+        size += kept.nbytes
+        if size >= buffer_bytes:
+            yield _write_map(held, shuffle_root)
+            held, size = [], 0
+    if held:
+        yield _write_map(held, shuffle_root)
+
+
+def _write_map(held: list[tuple[pa.Table, np.ndarray]], shuffle_root: str) -> dict[str, Any]:
+    """One file of the held pieces' kept events, a record batch per output partition (in partition order;
+    its events piece after piece), and the byte range of each."""
+    spans: list[dict[int, tuple[int, int]]] = []
+    for _, group in held:
         bounds = np.flatnonzero(np.diff(group)) + 1
-        starts = np.concatenate([[0], bounds]) if len(group) else np.zeros(0, np.int64)
-        stops = np.concatenate([bounds, [len(group)]]) if len(group) else np.zeros(0, np.int64)
-        output = IpcOutput(shuffle_root, kept.schema)
-        try:
-            for a, b in zip(starts.tolist(), stops.tolist()):
-                output.write(kept.slice(a, b - a).to_batches()[0])
-        except BaseException:
-            output.abort()
-            raise
-        yield {"path": output.close(), "groups": group[starts].tolist(), "moments": total}
+        starts, stops = np.concatenate([[0], bounds]), np.concatenate([bounds, [len(group)]])
+        spans.append(dict(zip(group[starts].tolist(), zip(starts.tolist(), stops.tolist()))))
+    output = SegmentOutput(shuffle_root, PARTITIONED)
+    segments = []
+    try:
+        for g in sorted(set().union(*spans)):
+            parts = [kept.slice(span[g][0], span[g][1] - span[g][0]) for (kept, _), span in zip(held, spans) if g in span]
+            batch = pa.concat_tables(parts).combine_chunks().to_batches()[0]
+            segments.append((g, *output.write(batch)))
+    except BaseException:
+        output.abort()
+        raise
+    return {"path": output.close(), "segments": segments}
 
 
-def write_split_task(items: Iterator[tuple[str, int, list[tuple[str, int]]]], root: str, scaler: dict[str, Any],
+def write_split_task(items: Iterator[tuple[str, int, list[tuple[str, int, int]]]], root: str, scaler: dict[str, Any],
                      layout: str, schema: pa.Schema) -> Iterator[dict[str, Any]]:
-    """Reduce side: per item, one output partition of a split, from its record batches in the map files, in the
-    split's order (training: the shuffling hash; val and test: class, then (h, rid)), scaled, written."""
+    """Reduce side: per item, one output partition of a split, from its record batches in the map files
+    ((path, offset, length) each), in the split's order (training: the shuffling hash; val and test:
+    class, then (h, rid)), scaled, written."""
     fs, _ = storage.resolve(root)
     for name, group, sources in items:
-        batches = []
-        for path, index in sources:
-            with fs.open_input_file(path) as source:
-                batches.append(pa.ipc.open_file(source).get_batch(index))
-        table = pa.Table.from_batches(batches).combine_chunks()
+        batches = [read_segment(fs, path, offset, length) for path, offset, length in sources]
+        table = pa.Table.from_batches(batches, schema=PARTITIONED).combine_chunks()
         if name == "train":
             order = np.argsort(table.column("s").to_numpy(), kind="stable")
         else:
@@ -535,9 +590,9 @@ def _partition(spark: "SparkSession", root: str, selected: list[tuple[ingested.P
     task = functools.partial(partition_task, root=root, shuffle_root=shuffle_root, cuts=cuts, partitions=partitions,
                              moments=sample, options=asdict(options))
     with user_errors_from_tasks():
-        maps = run_tasks(spark, selected, task, _tasks(spark, len(selected)))
-    parts = [m["moments"] for m in maps if m["moments"] is not None]
-    return maps, functools.reduce(Moments.merge, parts) if parts else None
+        reports = run_tasks(spark, selected, task, _tasks(spark, len(selected)))
+    parts = [r["moments"] for r in reports if r.get("moments") is not None]
+    return [r for r in reports if "segments" in r], functools.reduce(Moments.merge, parts) if parts else None
 
 
 def _write_splits(spark: "SparkSession", maps: list[dict[str, Any]], partitions: dict[str, int], scaler: Scaler,
@@ -547,10 +602,10 @@ def _write_splits(spark: "SparkSession", maps: list[dict[str, Any]], partitions:
     _, arrow_schema = schemas((layouts.ANCHOR_SCHEMA if layout == "anchor" else layouts.COMPACT_SCHEMA)
                               + ", " + PROVENANCE_DDL)
     first = dict(zip(SPLITS, group_bases(partitions).tolist()))
-    sources: dict[int, list[tuple[str, int]]] = {}
+    sources: dict[int, list[tuple[str, int, int]]] = {}
     for m in maps:
-        for index, group in enumerate(m["groups"]):
-            sources.setdefault(group, []).append((m["path"], index))
+        for group, offset, length in m["segments"]:
+            sources.setdefault(group, []).append((m["path"], offset, length))
     items = [(name, group, sources[group]) for name in SPLITS
              for group in range(first[name], first[name] + partitions[name]) if group in sources]
     for name in SPLITS:
