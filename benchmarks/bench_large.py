@@ -145,7 +145,7 @@ def pass_over(inputs: Path, work: Path, master: str) -> dict:
     logs.mkdir(parents=True, exist_ok=True)
     config = work / "spark.toml"
     config.write_text(f'[spark]\ndriver_memory = "4g"\nconf = {{"spark.eventLog.enabled" = "true", '
-                      f'"spark.eventLog.dir" = "file://{logs}", '
+                      f'"spark.eventLog.dir" = "{logs.resolve().as_uri()}", '
                       '"spark.eventLog.compress" = "false", "spark.eventLog.rolling.enabled" = "false"}\n')
     result = {}
     for stage, args in (("ingest", ["-i", str(inputs), "--out", str(work / "ingest")]),
