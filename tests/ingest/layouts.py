@@ -59,3 +59,19 @@ def rntuple_unusual(path: Path) -> dict:
     with uproot.recreate(path) as f:
         f["R"] = data
     return data
+
+
+def rntuple_optional(path: Path) -> dict:
+    """An RNTuple whose values may be missing: `?float`, `var * ?float`, a record with an optional
+    field, and a collection (counter `nJet`) with an optional field next to a plain one."""
+    data = {
+        "nJet": ak.Array([1, 0, 1]),
+        "Jet_PT": ak.Array([[30.0], [], [5.0]]),
+        "Jet_q": ak.Array([[1.0], [], [None]]),
+        "opt": ak.Array([[1.0, None], [], [2.0]]),
+        "sopt": ak.Array([1.0, None, 3.0]),
+        "rec": ak.Array([{"a": 1.0, "b": None}, {"a": 2.0, "b": 1}, {"a": 3.0, "b": 2}]),
+    }
+    with uproot.recreate(path) as f:
+        f["R"] = data
+    return data

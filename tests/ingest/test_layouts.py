@@ -68,6 +68,38 @@ def test_rntuple_with_unusual_types(spark, tmp_path: Path) -> None:
     assert [r["rec_a"] for r in rows] == [0, 1, 2]
 
 
+def test_values_that_may_be_missing_stay_null_and_the_rest_is_declared_never_null(spark, tmp_path: Path) -> None:
+    # A null read as NaN (or as a number from numpy's filler) would be a silently wrong value.
+    layouts.rntuple_optional(tmp_path / "o.root")
+    df = spark.read.format("root").option("tree", "R").load(str(tmp_path / "o.root"))
+    expected = [{"Jet": [{"PT": 30.0, "q": 1.0}], "opt": [1.0, None], "sopt": 1.0, "rec_a": 1.0, "rec_b": None},
+                {"Jet": [], "opt": [], "sopt": None, "rec_a": 2.0, "rec_b": 1},
+                {"Jet": [{"PT": 5.0, "q": None}], "opt": [2.0], "sopt": 3.0, "rec_a": 3.0, "rec_b": 2}]
+    names = list(expected[0])
+    assert [r.asDict(recursive=True) for r in df.select(*names).collect()] == expected
+    # The same through a schema the user gives, which says nothing of what the file may leave out.
+    given = spark.read.format("root").option("tree", "R").schema("sopt double, rec_b bigint, opt array<double>")
+    assert [r.asDict() for r in given.load(str(tmp_path / "o.root")).collect()] == [
+        {k: e[k] for k in ("sopt", "rec_b", "opt")} for e in expected]
+    nullable = {f.name: f.nullable for f in df.schema.fields}
+    assert nullable == {"Jet": False, "nJet": False, "opt": True, "sopt": True, "rec_a": False, "rec_b": True}
+    jet = df.schema["Jet"].dataType
+    assert not jet.containsNull and {f.name: f.nullable for f in jet.elementType.fields} == {"PT": False, "q": True}
+    assert df.schema["opt"].dataType.containsNull
+
+
+def test_delphes_values_are_declared_never_null(spark, shared_data: Path) -> None:
+    # ROOT cannot store a missing number: declaring so spares Spark a null check per value.
+    df = spark.read.format("root").option("branches", "Jet.PT,Jet.BTag,Event").load(str(shared_data / "delphes.root"))
+    flat = spark.read.format("root").option("nested", "false").option("branches", "Jet.PT").load(
+        str(shared_data / "delphes.root"))
+    for field in [*df.schema.fields, *flat.schema.fields]:
+        t = field.dataType
+        assert not t.containsNull and (not field.nullable or field in flat.schema.fields), field
+        numbers = [f for f in getattr(t.elementType, "fields", []) if not hasattr(f.dataType, "fields")]
+        assert numbers == [] or not any(f.nullable for f in numbers), field
+
+
 def test_a_type_with_no_spark_counterpart_is_an_error_naming_it(tmp_path: Path) -> None:
     union = ak.Array([1.0, [2.0], 3.0])  # a union of number and list
     with uproot.recreate(tmp_path / "u.root") as f:

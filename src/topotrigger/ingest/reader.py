@@ -103,6 +103,18 @@ def _lists(array: ak.Array, dtype: str) -> tuple[np.ndarray, np.ndarray]:
     return offsets, np.asarray(numbers, dtype=np.dtype(_target(dtype)).newbyteorder("="))
 
 
+# A number or a list of numbers per entry, none of which can be missing, takes the flat-buffer path. An
+# RNTuple may hold `?float` or `var * ?float`, and a plan made from a Spark schema does not tell: those
+# go through `ak.to_arrow`, which keeps their nulls (numpy would fill them in).
+def _plain_numbers(array: ak.Array) -> bool:
+    return isinstance(array.type.content, ak.types.NumpyType)
+
+
+def _plain_lists(array: ak.Array) -> bool:
+    t = array.type.content
+    return isinstance(t, (ak.types.ListType, ak.types.RegularType)) and isinstance(t.content, ak.types.NumpyType)
+
+
 def _arrow(array: ak.Array) -> pa.Array:
     """Any other type: awkward's own conversion (the caller casts to the declared type)."""
     out = ak.to_arrow(array, extensionarray=False, list_to32=True, string_to32=True, bytestring_to32=True)
@@ -121,7 +133,7 @@ def to_record_batch(chunk: dict[str, Any], columns: list[Column]) -> pa.RecordBa
         if column.is_collection:
             offsets, children = None, []
             for f, t in column.fields:
-                if is_number(t):
+                if is_number(t) and _plain_lists(value[f]):
                     own, numbers = _lists(value[f], t)
                     child = pa.array(numbers)
                 else:
@@ -136,9 +148,9 @@ def to_record_batch(chunk: dict[str, Any], columns: list[Column]) -> pa.RecordBa
             assert offsets is not None
             struct = pa.StructArray.from_arrays(children, [f for f, _ in column.fields])
             arrays.append(pa.ListArray.from_arrays(pa.array(offsets), struct))
-        elif is_number(column.dtype or "float64"):
+        elif is_number(column.dtype or "float64") and _plain_numbers(value):
             arrays.append(pa.array(_numbers(value, column.dtype or "float64")))
-        elif element := number_list_element(column.dtype or ""):
+        elif (element := number_list_element(column.dtype or "")) and _plain_lists(value):
             offsets, numbers = _lists(value, element)
             arrays.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(numbers)))
         else:

@@ -111,7 +111,7 @@ class RootDataSource(DataSource):
     def schema(self) -> StructType:
         options = _lower(self.options)
         files = _paths(options)
-        return plan_schema.spark_schema(_columns_from_options(options, files[0], self._tree()))
+        return plan_schema.spark_schema(_columns_from_options(options, files[0], self._tree()), never_null=True)
 
     def reader(self, schema: StructType) -> "RootReader":
         # The schema (inferred or the user's) has Spark names only: take each value's branch name in the

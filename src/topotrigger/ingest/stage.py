@@ -106,7 +106,7 @@ def read_events(spark: "SparkSession", infos: list[plan.FileInfo], tree: str, pa
                 partition_entries: int | None = None) -> "DataFrame":
     """The pipeline collections of already-scanned files as a DataFrame, through the `root` data source."""
     parts = plan.make_partitions(infos, partition_bytes, partition_entries)
-    return (spark.read.format("root").schema(spark_schema(pipeline_columns())).option("tree", tree)
+    return (spark.read.format("root").schema(spark_schema(pipeline_columns(), never_null=True)).option("tree", tree)
             .option("plan", json.dumps([p.to_dict()["slices"] for p in parts])).load())
 
 
