@@ -123,7 +123,7 @@ def run_peer(master: str, files: list[str], source: str, planning: str) -> dict:
 
 
 def compare_with_peer(files: list[str], master: str = "local[2]", rounds: int = 1) -> dict:
-    """Events/s of both sources, both plannings, printed side by side. With several rounds the six runs
+    """Events/s of both sources, both plannings, printed side by side. With several rounds the eight runs
     alternate within each round, so the VM's drift shows in every one of them alike; ratios are per
     round, then their median."""
     names = [f"{source} {planning}" for planning in ("per-file", "own")
