@@ -38,6 +38,12 @@ def test_ingest_writes_parquet_partitioned_by_label(spark, class_dirs: Path, tmp
     encodings = {meta.column(i).path_in_schema: (meta.column(i).compression, meta.column(i).encodings) for i in range(meta.num_columns)}
     assert encodings["EFlowTrack.list.element.PT"] == ("LZ4", ("RLE", "BYTE_STREAM_SPLIT"))
     assert "BYTE_STREAM_SPLIT" not in encodings["EFlowTrack.list.element.PID"][1]
+    # The pipeline's values are required (a reader decodes no definition levels for them), as a ROOT file holds them.
+    written = pq.ParquetFile(next(out.rglob("*.parquet"))).schema_arrow
+    track = written.field("EFlowTrack")
+    assert not track.nullable and not track.type.value_field.nullable
+    assert not any(f.nullable for f in track.type.value_type)
+    assert written.field("event_number").nullable  # provenance a file may lack stays nullable
     # Output exists: refused, untouched.
     before = sorted(str(p) for p in out.rglob("*"))
     with pytest.raises(OutputExistsError, match="--overwrite"):
@@ -71,6 +77,24 @@ def test_missing_branch_names_it_and_close_matches(spark, tmp_path: Path) -> Non
     write_delphes_like(tmp_path / "raw" / "qcd" / "a.root", 5, muon="Muons")
     with pytest.raises(InputError, match=r"branch MuonTight\.PT not found .*a\.root"):
         ingest(CFG, [str(tmp_path / "raw")], str(tmp_path / "out"), spark)
+
+
+def test_a_missing_pipeline_value_is_an_error_naming_file_and_column(spark, tmp_path: Path) -> None:
+    """An RNTuple may declare a pipeline field optional (`?float`): a null there would reach the features as
+    a number, so ingest refuses the file."""
+    import awkward as ak
+    import uproot
+
+    (tmp_path / "raw" / "qcd").mkdir(parents=True)
+    data = write_delphes_like(tmp_path / "raw" / "qcd" / "plain.root", 4, rntuple=True)
+    jets = data["Jet"]
+    pt = ak.mask(jets.PT, ak.local_index(jets.PT) != 0)  # each event's first jet has no pT
+    data["Jet"] = ak.zip({f: (pt if f == "PT" else jets[f]) for f in jets.fields})
+    with uproot.recreate(tmp_path / "raw" / "qcd" / "holes.root") as f:
+        f["Delphes"] = data
+    with pytest.raises(InputError, match=r"holes\.root: Jet has missing \(null\) values"):
+        ingest(CFG, [str(tmp_path / "raw")], str(tmp_path / "out"), spark)
+    assert not (tmp_path / "out").exists()
 
 
 def test_real_delphes_file_with_muon_alias_and_explicit_label(spark, shared_data: Path, tmp_path: Path) -> None:
