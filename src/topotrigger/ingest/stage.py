@@ -41,6 +41,7 @@ from topotrigger.runtime.tasks import default_parallelism, run_tasks
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
 # Entries decompressed at a time in a task: bounds its memory whatever the file size.
 STEP_ENTRIES = 50_000
@@ -52,6 +53,11 @@ _FIELD_TYPES = {"PID": "int32", "Charge": "int32", "BTag": "int64"}
 def pipeline_columns() -> list[Column]:
     return [Column(c, None, tuple((f, _FIELD_TYPES.get(f, "float32")) for f in fields))
             for c, fields in PIPELINE_COLLECTIONS.items()]
+
+
+def pipeline_schema() -> "StructType":
+    """The pipeline's columns as Spark declares them: the values a ROOT file holds are never null."""
+    return spark_schema(pipeline_columns(), never_null=True)
 
 
 @dataclass
@@ -106,7 +112,7 @@ def read_events(spark: "SparkSession", infos: list[plan.FileInfo], tree: str, pa
                 partition_entries: int | None = None) -> "DataFrame":
     """The pipeline collections of already-scanned files as a DataFrame, through the `root` data source."""
     parts = plan.make_partitions(infos, partition_bytes, partition_entries)
-    return (spark.read.format("root").schema(spark_schema(pipeline_columns(), never_null=True)).option("tree", tree)
+    return (spark.read.format("root").schema(pipeline_schema()).option("tree", tree)
             .option("plan", json.dumps([p.to_dict()["slices"] for p in parts])).load())
 
 
@@ -117,7 +123,7 @@ def output_schema() -> pa.Schema:
     event twice and reads these files ≈ 1.6× faster so)."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    schema = to_arrow_schema(spark_schema(pipeline_columns(), never_null=True))
+    schema = to_arrow_schema(pipeline_schema())
     for f in PROVENANCE:
         schema = schema.append(f)
     return schema.append(pa.field("sample", pa.string()))
@@ -158,7 +164,7 @@ def _required(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
         names = [n for n in PIPELINE_COLLECTIONS if _has_nulls(batch.column(n))]
         if not names:
             raise
-        raise InputError(f"{batch.column('source_file')[0]}: {', '.join(names)} has missing (null) values, "
+        raise InputError(f"{redact(batch.column('source_file')[0].as_py())}: {', '.join(names)} has missing (null) values, "
                          "which the pipeline's columns cannot hold") from None
 
 
@@ -254,7 +260,7 @@ def ingest(cfg: IngestConfig, inputs: list[str], out: str, spark: "SparkSession"
             # The cross-section of the events each sample's files hold (pb), where generate recorded it.
             "cross_sections": cross_sections.from_generator(
                 {s: [p for p in paths if p in entries and p not in bad] for s, paths in by_sample.items()}),
-            "schema": json.loads(spark_schema(pipeline_columns(), never_null=True).add("source_file", "string").add("source_entry", "long")
+            "schema": json.loads(pipeline_schema().add("source_file", "string").add("source_entry", "long")
                                  .add("event_number", "long").add("label", "integer").add("sample", "string").json()),
             "seconds": seconds,
             "software": software_versions(),
