@@ -13,6 +13,7 @@ import pytest
 from topotrigger.errors import InputError, OutputExistsError
 from topotrigger.evaluate.stage import score_dataset
 from topotrigger.features.arrow import collections_of
+from topotrigger.features.contract import ragged_rows
 from topotrigger.features.kernels import definitions as d
 from topotrigger.features.kernels.events import compute
 from topotrigger.features.scaling import Scaler
@@ -49,10 +50,10 @@ def test_anchor_layout_input(spark, synthetic_models, tmp_path: Path) -> None:
     table = pq.read_table(data / "test")
     labels = table.column("label").to_numpy()
     hlf = np.stack(table.column("hlf").to_numpy(zero_copy_only=False)).astype(np.float64)
-    particles = [np.stack(p) for p in table.column("particles").to_pylist()]
+    rows, counts = ragged_rows(table.column("particles"))
     padded = np.zeros((len(labels), 801, 19))
-    for i, p in enumerate(particles):
-        padded[i, :len(p)] = p
+    for i, (start, n) in enumerate(zip(np.cumsum(counts) - counts, counts)):
+        padded[i, :n] = rows[start:start + n]
     anchor = pd.DataFrame({"HLF_input": list(hlf), "GRU_input": [list(map(list, e)) for e in padded],
                            "encoded_label": list(np.eye(3)[labels])})
     (tmp_path / "anchor").mkdir()

@@ -9,8 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.datasets import synthetic_events
+from tests.datasets import synthetic_events, write_compact
 from topotrigger.errors import InputError
+from topotrigger.features.kernels.definitions import PARTICLE_NAMES
 from topotrigger.train.data import ParquetEvents
 
 
@@ -52,6 +53,28 @@ def test_batches_are_padded_to_their_longest_event(dataset: Path) -> None:
             assert not batch.particles[row, lengths[row]:].any()
         if i > 3:
             break
+
+
+def test_named_and_unnamed_particle_layouts_load_the_same(tmp_path: Path) -> None:
+    write_compact(tmp_path / "named", 40, 3)
+    write_compact(tmp_path / "unnamed", 40, 3, unnamed=True)
+    named = pq.read_table(tmp_path / "named")
+    assert named.schema.field("particles").type.value_type.names == list(PARTICLE_NAMES)
+    batches = {name: list(ParquetEvents(str(tmp_path / name), 8, shuffle=False)) for name in ("named", "unnamed")}
+    for a, b in zip(batches["named"], batches["unnamed"], strict=True):
+        assert a.lengths.tolist() == b.lengths.tolist()
+        np.testing.assert_array_equal(a.particles.numpy(), b.particles.numpy())
+    _, _, particles = synthetic_events(40, 3)
+    np.testing.assert_array_equal(batches["named"][0].particles[1, :len(particles[1])].numpy(), particles[1])
+
+
+def test_particle_records_with_other_fields_are_refused(tmp_path: Path) -> None:
+    records = pa.array([[{"pt": 1.0, "eta": 0.5}]], pa.list_(pa.struct([("pt", pa.float32()), ("eta", pa.float32())])))
+    (tmp_path / "x").mkdir()
+    pq.write_table(pa.table({"label": pa.array([0], pa.int32()), "hlf": pa.array([[0.0] * 14], pa.list_(pa.float32())),
+                             "particles": records}), tmp_path / "x" / "p.parquet")
+    with pytest.raises(InputError, match="particles has the fields pt, eta"):
+        list(ParquetEvents(str(tmp_path / "x"), 4))
 
 
 def spark_vector(values: np.ndarray) -> dict:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from topotrigger.features.kernels.columns import scaled_columns
+from topotrigger.features.kernels.definitions import PARTICLE_NAMES
 from topotrigger.features.kernels.events import Collection, EventFeatures
 from topotrigger.io.delphes import PIPELINE_COLLECTIONS
 
@@ -22,13 +24,13 @@ def collections_of(batch: pa.RecordBatch) -> dict[str, Collection]:
     return out
 
 
-def nested_list(flat: np.ndarray, counts: np.ndarray, width: int) -> pa.ListArray:
-    """list<list<float>>: per event `counts[i]` rows of `width` values taken from `flat` (rows × width)."""
-    inner_offsets = pa.array(np.arange(0, flat.shape[0] * width + 1, width, dtype=np.int32))
-    inner = pa.ListArray.from_arrays(inner_offsets, pa.array(np.ascontiguousarray(flat).reshape(-1)))
-    outer_offsets = np.zeros(len(counts) + 1, dtype=np.int32)
-    np.cumsum(counts, out=outer_offsets[1:])
-    return pa.ListArray.from_arrays(pa.array(outer_offsets), inner)
+def particle_records(columns: np.ndarray, counts: np.ndarray) -> pa.ListArray:
+    """list<struct<E, Px, ... Charge: float>>: per event `counts[i]` particles, from `columns`
+    (features × particles, float32; `kernels.columns.scaled_columns`)."""
+    offsets = np.zeros(len(counts) + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    records = pa.StructArray.from_arrays([pa.array(np.asarray(c, dtype=np.float32)) for c in columns], list(PARTICLE_NAMES))
+    return pa.ListArray.from_arrays(pa.array(offsets), records)
 
 
 def fixed_list(values: np.ndarray) -> pa.ListArray:
@@ -42,7 +44,7 @@ def feature_columns(features: EventFeatures) -> dict[str, pa.Array]:
     return {
         "cut": pa.array(features.cut),
         "hlf": fixed_list(features.hlf),
-        "particles": nested_list(features.particles, features.counts, features.particles.shape[1]),
+        "particles": particle_records(scaled_columns(features.particles), features.counts),
     }
 
 

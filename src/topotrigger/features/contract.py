@@ -1,8 +1,9 @@
 """The feature contract on the Arrow side: one decoder from the stored columns to NumPy for every reader.
 
 Training datasets store the HLF as `list<float>` (or, in the public 2020 files, Spark ML vectors:
-`struct<type, size, indices, values>`) and the particles as `list<list<float>>` (ragged, compact layout)
-or as an 801-row zero-padded list (anchor layout). Training, evaluation, predict and the Spark models
+`struct<type, size, indices, values>`) and the particles as a ragged list of records of the 19 named
+features (compact layout; `list<list<float>>` before they were named) or as an 801-row zero-padded
+list (anchor layout). Training, evaluation, predict and the Spark models
 all go through these functions, with the sizes of `kernels.definitions`.
 """
 
@@ -15,7 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from topotrigger.errors import InputError, MissingInputError
-from topotrigger.features.kernels.definitions import N_CLASSES, N_HLF, N_PARTICLE_FEATURES
+from topotrigger.features.kernels.columns import rows_of
+from topotrigger.features.kernels.definitions import N_CLASSES, N_HLF, N_PARTICLE_FEATURES, PARTICLE_NAMES
 from topotrigger.io import storage
 
 
@@ -47,12 +49,23 @@ def fixed_rows(column: pa.ChunkedArray | pa.Array, width: int, name: str) -> np.
     return rows
 
 
-def ragged_rows(column: pa.ChunkedArray | pa.Array, width: int = N_PARTICLE_FEATURES) -> tuple[np.ndarray, np.ndarray]:
-    """(all rows × width float32, rows per event) of a list<list<float>> column."""
+def ragged_rows(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(all rows × 19 float32, rows per event) of a compact `particles` column: list<struct> of the
+    named features, or list<list<float>> (datasets written before the features were named)."""
     column = _array(column)
     counts = pc.list_value_length(column).to_numpy(zero_copy_only=False).astype(np.int64)
-    flat = pc.list_flatten(pc.list_flatten(column)).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    return flat.reshape(-1, width), counts
+    records = pc.list_flatten(column)
+    if pa.types.is_struct(records.type):
+        names = [records.type.field(i).name for i in range(records.type.num_fields)]
+        if names != list(PARTICLE_NAMES):
+            raise InputError(f"particles has the fields {', '.join(names)}; expected {', '.join(PARTICLE_NAMES)}")
+        columns = np.stack([f.to_numpy(zero_copy_only=False) for f in records.flatten()]) if len(records) else \
+            np.zeros((N_PARTICLE_FEATURES, 0), np.float32)
+        return rows_of(columns), counts
+    flat = pc.list_flatten(records).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    if flat.size != len(records) * N_PARTICLE_FEATURES:
+        raise InputError(f"particles has {flat.size // max(len(records), 1)} values per particle, expected {N_PARTICLE_FEATURES}")
+    return flat.reshape(-1, N_PARTICLE_FEATURES), counts
 
 
 def padded_rows(column: pa.ChunkedArray | pa.Array, where: str) -> tuple[np.ndarray, np.ndarray]:

@@ -5,16 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from topotrigger.features.arrow import fixed_list, nested_list
-from topotrigger.features.kernels.definitions import MAX_PARTICLES, N_CLASSES, N_PARTICLE_FEATURES
+from topotrigger.features.arrow import fixed_list, particle_records
+from topotrigger.features.kernels.definitions import MAX_PARTICLES, N_CLASSES, N_PARTICLE_FEATURES, PARTICLE_NAMES
 
-COMPACT_SCHEMA = "label int, hlf array<float>, particles array<array<float>>"
+# A particle is a record of its 19 named features: Parquet stores each as its own column, which
+# compresses better and writes 1.5x faster than a list of 19 unnamed floats (docs/performance.md).
+PARTICLE_STRUCT = f"struct<{', '.join(f'{name}: float' for name in PARTICLE_NAMES)}>"
+COMPACT_SCHEMA = f"label int, hlf array<float>, particles array<{PARTICLE_STRUCT}>"
 ANCHOR_SCHEMA = "HLF_input array<double>, GRU_input array<array<double>>, encoded_label array<double>, label int"
 
 
-def compact(labels: np.ndarray, hlf: np.ndarray, particles: np.ndarray, counts: np.ndarray) -> dict[str, pa.Array]:
+def compact(labels: np.ndarray, hlf: np.ndarray, columns: np.ndarray, counts: np.ndarray) -> dict[str, pa.Array]:
+    """`columns`: the particle features as one array per feature (features × particles, float32;
+    `kernels.columns.scaled_columns`), particles event after event."""
     return {"label": pa.array(labels.astype(np.int32)), "hlf": fixed_list(hlf.astype(np.float32)),
-            "particles": nested_list(particles.astype(np.float32), counts, N_PARTICLE_FEATURES)}
+            "particles": particle_records(columns, counts)}
 
 
 def pad(particles: np.ndarray, counts: np.ndarray, length: int = MAX_PARTICLES) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Scalers fitted on the training split: HLF min-max to [0, 1], particle features standardised per
 feature over real (unpadded) particles; or the 2019 per-event standardisation, over the real
-particles or (`legacy_padding`, the 2019 code) over all 801 rows, zero rows sorted in. Pure NumPy."""
+particles or (`legacy_padding`, the 2019 code) over all 801 rows, zero rows sorted in. NumPy and the
+column kernel."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from topotrigger.features.kernels.columns import scaled_columns
 from topotrigger.features.kernels.definitions import HLF_INDEX, MAX_PARTICLES, PARTICLE_INDEX
 
 
@@ -60,6 +62,15 @@ class Scaler:
             rows = padded_2019(particles, counts, hlf[:, HLF_INDEX["LepEta"]], hlf[:, HLF_INDEX["LepPhi"]])
             return self.transform_hlf(hlf), rows, np.full(len(counts), MAX_PARTICLES, dtype=counts.dtype)
         return self.transform_hlf(hlf), self.transform_particles(particles, counts), counts
+
+    def transform_columns(self, hlf: np.ndarray, particles: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`transform` with the particle features as one array per feature (features × rows), what the
+        compact layout stores: scaling and transposing in one pass over the rows."""
+        if self.per_event or self.legacy_padding:
+            hlf, rows, counts = self.transform(hlf, particles, counts)
+            return hlf, scaled_columns(rows), counts
+        return self.transform_hlf(hlf), scaled_columns(particles, np.asarray(self.particle_mean, dtype=np.float32),
+                                                       np.asarray(self.particle_std, dtype=np.float32)), counts
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

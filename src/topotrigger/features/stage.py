@@ -67,7 +67,7 @@ from topotrigger.runtime.tasks import default_parallelism, run_tasks
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-COMPUTED_SCHEMA = "label int, sample string, key bigint, cut tinyint, hlf array<float>, particles array<array<float>>"
+COMPUTED_SCHEMA = f"label int, sample string, key bigint, cut tinyint, hlf array<float>, particles array<{layouts.PARTICLE_STRUCT}>"
 
 
 @dataclass
@@ -313,9 +313,11 @@ def _at_or_before(label: np.ndarray, h: np.ndarray, rid: np.ndarray,
 def transform_batch(batch: pa.RecordBatch, scaler: dict[str, Any], layout: str, schema: pa.Schema) -> pa.RecordBatch:
     """Selected events (packed, unscaled) -> the output layout, scaled."""
     scale = Scaler(**scaler)
-    build = layouts.anchor if layout == "anchor" else layouts.compact
     labels = batch.column("label").to_numpy(zero_copy_only=False)
-    columns = build(labels, *scale.transform(*_packed_arrays(batch)))
+    if layout == "anchor":
+        columns = layouts.anchor(labels, *scale.transform(*_packed_arrays(batch)))
+    else:
+        columns = layouts.compact(labels, *scale.transform_columns(*_packed_arrays(batch)))
     return _cast(columns | {f.name: batch.column(f.name) for f in PROVENANCE}, schema)
 
 

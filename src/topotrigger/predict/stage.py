@@ -84,11 +84,12 @@ def scale_batches(batches: Iterator[pa.RecordBatch], scaler: dict[str, Any], key
                   schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     """Unscaled features → the compact training layout with the model's scaling (for Spark models)."""
     from topotrigger.features import layouts
+    from topotrigger.features.kernels.columns import scaled_columns
 
     for batch in batches:
         events = _raw_events(batch, scaler)
         columns = {k: batch.column(k) for k in keys}
-        columns.update(layouts.compact(events.labels, events.hlf, events.particles, events.counts))
+        columns.update(layouts.compact(events.labels, events.hlf, scaled_columns(events.particles), events.counts))
         yield pa.RecordBatch.from_arrays(list(columns.values()), list(columns)).cast(schema)
 
 
