@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs
 import pyarrow.ipc
 
 from topotrigger import __version__
@@ -147,15 +148,18 @@ PARTITIONED = pa.schema([*SELECTED, ("particles", pa.binary())])
 
 
 class SegmentOutput(IpcOutput):
-    """An Arrow IPC stream file whose record batches are read back one at a time from their byte range
-    (`read_segment`), as Spark's shuffle reads its blocks: no footer listing every batch is parsed per
-    read, which cost in proportion to the batches in the file."""
+    """An Arrow IPC stream file (uncompressed on a local disk) whose record batches are read back one at
+    a time from their byte range (`read_segment`), as Spark's shuffle reads its blocks: no footer
+    listing every batch is parsed per read, which cost in proportion to the batches in the file."""
 
     def write(self, batch: pa.RecordBatch) -> tuple[int, int]:  # type: ignore[override]
         """Append `batch`; its (offset, length) in the file (the first one's includes the schema)."""
         if self.writer is None:
             self.sink = self.fs.open_output_stream(self.path)
-            self.writer = pa.ipc.new_stream(self.sink, self.schema, options=pa.ipc.IpcWriteOptions(compression="lz4"))
+            # On a local disk lz4 costs more than the bytes it saves (≈ 5 % of the stage for 1.8x the
+            # bytes); on remote storage the bytes cost more.
+            codec = None if isinstance(self.fs, pyarrow.fs.LocalFileSystem) else "lz4"
+            self.writer = pa.ipc.new_stream(self.sink, self.schema, options=pa.ipc.IpcWriteOptions(compression=codec))
         start = self.sink.tell()
         self.writer.write_batch(batch)
         return start, self.sink.tell() - start
