@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from topotrigger.features.kernels import definitions as d
-from topotrigger.features.kernels.events import Collection, capped, compute
+from topotrigger.features.kernels.events import Collection, _bad_input, capped, compute
 from topotrigger.io.delphes import PIPELINE_COLLECTIONS
 
 FIELDS = PIPELINE_COLLECTIONS
@@ -220,3 +220,19 @@ def test_take_events_gathers_the_events_asked_for_in_their_order() -> None:
                 assert np.array_equal(taken[name].columns[field], values), (name, field)
         full, part = compute(whole), compute(taken)
         assert np.array_equal(part.hlf, full.hlf[pick]) and np.array_equal(part.counts, full.counts[pick])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bad_input_marks_exactly_the_events_with_a_non_finite_value(dtype: type) -> None:
+    """The bit test behind it: NaN and ±inf are bad; the largest finite values, subnormals and −0 are not."""
+    info = np.finfo(dtype)
+    edge = [info.max, -info.max, info.smallest_subnormal, -0.0, info.tiny]
+    for bad in (np.nan, np.inf, -np.inf, None):
+        values = np.array(edge * 4, dtype=dtype)
+        if bad is not None:
+            values[12] = bad
+        # Offsets that start past the first values (a sliced batch): those values belong to no event.
+        head = np.array([np.nan] * 3, dtype=dtype)
+        collection = Collection(np.array([3, 8, 8, 14, 23]), {"x": np.concatenate([head, values]), "n": np.arange(23)})
+        expected = [False, False, False, bad is not None]  # value 12 is at 15: the event 14..23's
+        assert _bad_input({"c": collection}, 4).tolist() == expected
