@@ -333,6 +333,24 @@ def test_particle_lists_of_kept_events_equal_one_pass(ingested: Path) -> None:
     assert checked > 10
 
 
+def test_a_read_of_some_input_columns_decodes_those_alone(ingested: Path) -> None:
+    """The second read decodes only the kernel's columns: their values, and the row ids, as a full read's."""
+    import pyarrow.compute as pc
+
+    from topotrigger.features import ingested as reading
+    from topotrigger.features.kernels.events import KERNEL_INPUTS
+
+    piece = reading.plan(str(ingested))[0]
+    full = pa_concat(list(reading.read(piece)))
+    some = pa_concat(list(reading.read(piece, inputs=KERNEL_INPUTS, carry=False)))
+    assert some.schema.names == [*KERNEL_INPUTS, "rid"]
+    assert some.column("rid").equals(full.column("rid"))
+    for name, fields in KERNEL_INPUTS.items():
+        assert some.column(name).type.value_type.names == list(fields)
+        for f in fields:
+            assert pc.list_flatten(some.column(name)).field(f).equals(pc.list_flatten(full.column(name)).field(f))
+
+
 def pa_concat(batches: list) -> "object":
     import pyarrow as pa
 

@@ -3,6 +3,8 @@ beyond the dtype casts the kernels need)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pyarrow as pa
 
@@ -12,9 +14,9 @@ from topotrigger.features.kernels.events import Collection, EventFeatures
 from topotrigger.io.delphes import PIPELINE_COLLECTIONS
 
 
-def collections_of(batch: pa.RecordBatch) -> dict[str, Collection]:
+def collections_of(batch: pa.RecordBatch, inputs: Mapping[str, Sequence[str]] = PIPELINE_COLLECTIONS) -> dict[str, Collection]:
     out = {}
-    for name, fields in PIPELINE_COLLECTIONS.items():
+    for name, fields in inputs.items():
         column = batch.column(name)
         if column.null_count:
             column = pa.compute.fill_null(column, pa.scalar([], type=column.type))

@@ -10,7 +10,7 @@ it) or a `label` column; every event gets a row id that is fixed by the dataset 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,24 +81,31 @@ def plan(uri: str, target_bytes: int = 32 * 1024 * 1024) -> list[Piece]:
     return pieces
 
 
-def read(piece: Piece, batch_rows: int = 10_000) -> Iterator[pa.RecordBatch]:
-    """The piece's events: the pipeline collections, label, sample, rid and their provenance."""
+def read(piece: Piece, batch_rows: int = 10_000, inputs: Mapping[str, Sequence[str]] = PIPELINE_COLLECTIONS,
+         carry: bool = True) -> Iterator[pa.RecordBatch]:
+    """The piece's events: the `inputs` collections (those fields alone: the others are not decoded), rid
+    and, with `carry`, label, sample and their provenance."""
     fs, _ = storage.resolve(piece.uri)
     file = pq.ParquetFile(piece.path, filesystem=fs)
     present = set(file.schema_arrow.names)
-    kept = [f.name for f in PROVENANCE if f.name in present]
-    columns = [*PIPELINE_COLLECTIONS, "sample", *kept] + (["label"] if piece.label is None else [])
+    kept = [f.name for f in PROVENANCE if f.name in present] if carry else []
+    leaves = [file.schema.column(i).path for i in range(len(file.schema))]
+    nested = [path for path in leaves if path.split(".")[0] in inputs and path.split(".")[-1] in inputs[path.split(".")[0]]]
+    columns = nested + (["sample", *kept] + (["label"] if piece.label is None else []) if carry else [])
     try:
         for group, first in zip(piece.row_groups, piece.first_rows):
             row = first
             for batch in file.iter_batches(batch_size=batch_rows, row_groups=[group], columns=columns):
                 n = batch.num_rows
-                label = batch.column("label").cast(pa.int32()) if piece.label is None else pa.array(np.full(n, piece.label, np.int32))
                 rid = (np.int64(piece.file_index) << ROW_BITS) + np.arange(row, row + n, dtype=np.int64)
                 row += n
+                if not carry:
+                    yield pa.RecordBatch.from_arrays([*(batch.column(c) for c in inputs), pa.array(rid)], [*inputs, "rid"])
+                    continue
+                label = batch.column("label").cast(pa.int32()) if piece.label is None else pa.array(np.full(n, piece.label, np.int32))
                 origin = [batch.column(f.name).cast(f.type) if f.name in kept else pa.nulls(n, f.type) for f in PROVENANCE]
                 yield pa.RecordBatch.from_arrays(
-                    [*(batch.column(c) for c in PIPELINE_COLLECTIONS), batch.column("sample"), label, pa.array(rid), *origin],
-                    [*PIPELINE_COLLECTIONS, "sample", "label", "rid", *PROVENANCE.names])
+                    [*(batch.column(c) for c in inputs), batch.column("sample"), label, pa.array(rid), *origin],
+                    [*inputs, "sample", "label", "rid", *PROVENANCE.names])
     except (pa.ArrowInvalid, OSError, KeyError) as exc:
         raise InputError(f"{piece.path}: unreadable ({str(exc).splitlines()[0][:200]})") from None

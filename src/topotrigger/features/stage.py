@@ -53,7 +53,7 @@ from topotrigger.errors import InputError, MissingInputError, carry_user_errors,
 from topotrigger.features import ingested, layouts
 from topotrigger.features.arrow import collections_of, feature_columns, packed, unpacked
 from topotrigger.features.kernels import definitions as d
-from topotrigger.features.kernels.events import CAPPED, capped, compute, take_events
+from topotrigger.features.kernels.events import CAPPED, KERNEL_INPUTS, capped, compute, take_events
 from topotrigger.features.keys import event_keys, seeded
 from topotrigger.features.scaling import Moments, Scaler
 from topotrigger.io import storage
@@ -246,7 +246,8 @@ def particle_lists(piece: ingested.Piece, rid: np.ndarray, hlf: np.ndarray, opts
     part = dataclasses.replace(piece, row_groups=tuple(piece.row_groups[i] for i in hit),
                                first_rows=tuple(piece.first_rows[i] for i in hit))
     done, lists, counts = 0, [], []
-    for batch in ingested.read(part):
+    # The kernel's columns alone: pass 1 checked every input column of these events (`_bad_input`).
+    for batch in ingested.read(part, inputs=KERNEL_INPUTS, carry=False):
         ids = batch.column("rid").to_numpy()
         here = order[done:np.searchsorted(in_order, ids[-1], side="right")] if len(ids) else order[:0]
         if not len(here):
@@ -254,7 +255,7 @@ def particle_lists(piece: ingested.Piece, rid: np.ndarray, hlf: np.ndarray, opts
         positions = np.searchsorted(ids, rid[here])
         if np.any(positions >= len(ids)) or np.any(ids[np.minimum(positions, len(ids) - 1)] != rid[here]):
             raise InputError(f"{piece.path} changed while the features were built: selected events are missing")
-        features = compute(take_events(collections_of(batch), positions), opts)
+        features = compute(take_events(collections_of(batch, KERNEL_INPUTS), positions), opts)
         if np.any(features.cut != d.CUT_FINAL) or not np.array_equal(features.hlf, hlf[here]):
             raise InputError(f"{piece.path} changed while the features were built: events select differently")
         lists.append(features.particles)

@@ -506,6 +506,18 @@ def take_events(collections: dict[str, Collection], events: np.ndarray) -> dict[
     return out
 
 
+# The input columns `compute` reads (a subset of the pipeline's collections; Charge of a track is its
+# PID's sign, a jet's φ and mass enter no feature).
+KERNEL_INPUTS: dict[str, tuple[str, ...]] = {
+    "EFlowTrack": ("PT", "Eta", "Phi", "PID", "X", "Y", "Z"),
+    "EFlowPhoton": ("ET", "Eta", "Phi"),
+    "EFlowNeutralHadron": ("ET", "Eta", "Phi"),
+    "Electron": ("PT", "Eta", "Phi", "Charge"),
+    "MuonTight": ("PT", "Eta", "Phi", "Charge"),
+    "Jet": ("PT", "Eta", "BTag"),
+    "MissingET": ("MET", "Phi"),
+}
+
 CAPPED = {"tracks": ("EFlowTrack", "PT", d.ISO_TRACK_MIN_PT, d.MAX_TRACKS),
           "photons": ("EFlowPhoton", "ET", d.ISO_CALO_MIN_ET, d.MAX_PHOTONS),
           "neutral hadrons": ("EFlowNeutralHadron", "ET", d.ISO_CALO_MIN_ET, d.MAX_NEUTRALS)}
