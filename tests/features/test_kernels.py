@@ -236,3 +236,26 @@ def test_bad_input_marks_exactly_the_events_with_a_non_finite_value(dtype: type)
         collection = Collection(np.array([3, 8, 8, 14, 23]), {"x": np.concatenate([head, values]), "n": np.arange(23)})
         expected = [False, False, False, bad is not None]  # value 12 is at 15: the event 14..23's
         assert _bad_input({"c": collection}, 4).tolist() == expected
+
+
+def test_gathered_rows_and_their_moments_are_those_of_the_events_asked() -> None:
+    from topotrigger.features.kernels.columns import gather_rows
+    from topotrigger.features.scaling import Moments
+
+    rng = np.random.default_rng(5)
+    sources, expected, events = [], [], []
+    for _ in range(3):
+        counts = rng.integers(0, 6, 40)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rows = rng.normal(size=(int(counts.sum()), d.N_PARTICLE_FEATURES)).astype(np.float32)
+        pick = rng.permutation(40)[:25]
+        sources.append((rows, starts[pick], counts[pick]))
+        expected += [rows[starts[i]:starts[i] + counts[i]] for i in pick]
+        events.append((rows, starts[pick], counts[pick]))
+    want = np.concatenate(expected)
+    assert np.array_equal(gather_rows(sources), want)
+    rows, starts, counts = events[0]
+    hlf = rng.normal(size=(len(counts), d.N_HLF)).astype(np.float32)
+    got, ref = Moments.of_events(hlf, rows, starts, counts), Moments.of(hlf, np.concatenate(expected[:25]))
+    assert got.n == ref.n and np.array_equal(got.hlf_min, ref.hlf_min) and np.array_equal(got.hlf_max, ref.hlf_max)
+    assert np.allclose(got.total, ref.total, rtol=1e-12, atol=1e-12) and np.allclose(got.total_sq, ref.total_sq, rtol=1e-12)

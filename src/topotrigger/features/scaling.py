@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from topotrigger.features.kernels.columns import scaled_columns
+from topotrigger.features.kernels.columns import row_moments, scaled_columns
 from topotrigger.features.kernels.definitions import HLF_INDEX, MAX_PARTICLES, PARTICLE_INDEX
 
 
@@ -32,6 +32,15 @@ class Moments:
                    np.full(hlf.shape[1], -np.inf) if empty else hlf.max(axis=0).astype(np.float64),
                    float(particles.shape[0]), particles.sum(axis=0, dtype=np.float64),
                    np.einsum("ij,ij->j", particles, particles, dtype=np.float64))
+
+    @classmethod
+    def of_events(cls, hlf: np.ndarray, particles: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> "Moments":
+        """`of` the events whose HLF are `hlf` and whose particle rows are `particles[starts[i]:][:counts[i]]`."""
+        empty = hlf.shape[0] == 0
+        total, total_sq = row_moments(particles, starts, counts)
+        return cls(np.full(hlf.shape[1], np.inf) if empty else hlf.min(axis=0).astype(np.float64),
+                   np.full(hlf.shape[1], -np.inf) if empty else hlf.max(axis=0).astype(np.float64),
+                   float(np.sum(counts)), total, total_sq)
 
     def merge(self, other: "Moments") -> "Moments":
         return Moments(np.minimum(self.hlf_min, other.hlf_min), np.maximum(self.hlf_max, other.hlf_max),

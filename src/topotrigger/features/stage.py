@@ -52,6 +52,7 @@ from topotrigger.config import FeaturesConfig
 from topotrigger.errors import InputError, MissingInputError, carry_user_errors, user_errors_from_tasks
 from topotrigger.features import ingested, layouts
 from topotrigger.features.arrow import collections_of, feature_columns, packed, unpacked
+from topotrigger.features.kernels.columns import gather_rows
 from topotrigger.features.kernels import definitions as d
 from topotrigger.features.kernels.events import CAPPED, KERNEL_INPUTS, capped, compute, take_events
 from topotrigger.features.keys import event_keys, seeded
@@ -366,7 +367,7 @@ def partition_task(items: Iterator[tuple[ingested.Piece, str]], root: str, shuff
     fs, _ = storage.resolve(root)
     first = group_bases(partitions)
     opts = d.FeatureOptions(**options)
-    held: list[tuple[pa.Table, np.ndarray]] = []  # per piece: its kept events in partition order, their partitions
+    held: list[_Held] = []
     size = 0
     for piece, path in items:
         table = read_ipc(fs, path)
@@ -377,18 +378,17 @@ def partition_task(items: Iterator[tuple[ingested.Piece, str]], root: str, shuff
         need = np.flatnonzero((split >= 0) | sample)
         hlf = unpacked(table.column("hlf"), d.N_HLF)[0][need]
         particles, counts = particle_lists(piece, rid[need], hlf, opts)
-        table = table.take(pa.array(need)).append_column("particles", packed(particles, counts))
+        starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)[:-1]]) if len(counts) else np.zeros(0, np.int64)
         split, sample, s = split[need], sample[need], s[need]
-        yield {"moments": Moments.of(hlf[sample], particles[np.repeat(sample, counts)]) if sample.any() else None}
+        yield {"moments": Moments.of_events(hlf[sample], particles, starts[sample], counts[sample]) if sample.any() else None}
         rows = np.flatnonzero(split >= 0)
         if not len(rows):
             continue
         sizes = np.array([partitions[name] for name in SPLITS], dtype=np.uint64)
         group = first[split[rows]] + (s[rows].view(np.uint64) % sizes[split[rows]]).astype(np.int64)
-        order = np.argsort(group, kind="stable")
-        kept = table.take(pa.array(rows[order]))
-        held.append((kept, group[order]))
-        size += kept.nbytes
+        kept = rows[np.argsort(group, kind="stable")]
+        held.append(_Held(table.take(pa.array(need[kept])), particles, starts[kept], counts[kept], np.sort(group, kind="stable")))
+        size += held[-1].table.nbytes + int(counts[kept].sum()) * particles.itemsize * d.N_PARTICLE_FEATURES
         if size >= buffer_bytes:
             yield _write_map(held, shuffle_root)
             held, size = [], 0
@@ -396,20 +396,36 @@ def partition_task(items: Iterator[tuple[ingested.Piece, str]], root: str, shuff
         yield _write_map(held, shuffle_root)
 
 
-def _write_map(held: list[tuple[pa.Table, np.ndarray]], shuffle_root: str) -> dict[str, Any]:
+@dataclass
+class _Held:
+    """A piece's kept events in partition order: their columns of the `_selected` file, where their
+    particle rows are in the piece's `particles` (`starts`, `counts`), and their partitions."""
+
+    table: pa.Table
+    particles: np.ndarray
+    starts: np.ndarray
+    counts: np.ndarray
+    group: np.ndarray
+
+
+def _write_map(held: list[_Held], shuffle_root: str) -> dict[str, Any]:
     """One file of the held pieces' kept events, a record batch per output partition (in partition order;
-    its events piece after piece), and the byte range of each."""
+    its events piece after piece), and the byte range of each. A partition's particle rows are gathered
+    once, from where the kernel left them."""
     spans: list[dict[int, tuple[int, int]]] = []
-    for _, group in held:
-        bounds = np.flatnonzero(np.diff(group)) + 1
-        starts, stops = np.concatenate([[0], bounds]), np.concatenate([bounds, [len(group)]])
-        spans.append(dict(zip(group[starts].tolist(), zip(starts.tolist(), stops.tolist()))))
+    for piece in held:
+        bounds = np.flatnonzero(np.diff(piece.group)) + 1
+        starts, stops = np.concatenate([[0], bounds]), np.concatenate([bounds, [len(piece.group)]])
+        spans.append(dict(zip(piece.group[starts].tolist(), zip(starts.tolist(), stops.tolist()))))
     output = SegmentOutput(shuffle_root, PARTITIONED)
     segments = []
     try:
         for g in sorted(set().union(*spans)):
-            parts = [kept.slice(span[g][0], span[g][1] - span[g][0]) for (kept, _), span in zip(held, spans) if g in span]
-            batch = pa.concat_tables(parts).combine_chunks().to_batches()[0]
+            parts = [(piece, *span[g]) for piece, span in zip(held, spans) if g in span]
+            columns = pa.concat_tables([piece.table.slice(a, b - a) for piece, a, b in parts]).combine_chunks()
+            counts = np.concatenate([piece.counts[a:b] for piece, a, b in parts])
+            rows = gather_rows([(piece.particles, piece.starts[a:b], piece.counts[a:b]) for piece, a, b in parts])
+            batch = columns.append_column("particles", packed(rows, counts)).to_batches()[0]
             segments.append((g, *output.write(batch)))
     except BaseException:
         output.abort()

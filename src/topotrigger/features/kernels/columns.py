@@ -44,3 +44,46 @@ def rows_of(columns: np.ndarray) -> np.ndarray:
     out = np.empty((columns.shape[1], columns.shape[0]), dtype=np.float32)
     _rows(columns, out)
     return out
+
+
+@numba.njit(cache=True)
+def _gather(rows: np.ndarray, starts: np.ndarray, counts: np.ndarray, out: np.ndarray) -> None:
+    at = 0
+    for e in range(len(starts)):
+        n = counts[e]
+        out[at:at + n] = rows[starts[e]:starts[e] + n]
+        at += n
+
+
+def gather_rows(sources: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Per source (rows, starts, counts), the rows of the events that start at `starts` and hold
+    `counts` rows each, event after event, source after source: one copy, where a take of each
+    source's packed column and a concatenation of the takes made two."""
+    total = sum(int(np.sum(counts)) for _, _, counts in sources)
+    out = np.empty((total, sources[0][0].shape[1]), dtype=sources[0][0].dtype)
+    at = 0
+    for rows, starts, counts in sources:
+        n = int(np.sum(counts))
+        _gather(rows, np.ascontiguousarray(starts, dtype=np.int64), np.ascontiguousarray(counts, dtype=np.int64), out[at:at + n])
+        at += n
+    return out
+
+
+@numba.njit(cache=True)
+def _moments(rows: np.ndarray, starts: np.ndarray, counts: np.ndarray, total: np.ndarray, total_sq: np.ndarray) -> None:
+    for e in range(len(starts)):
+        for r in range(starts[e], starts[e] + counts[e]):
+            for f in range(rows.shape[1]):
+                x = np.float64(rows[r, f])
+                total[f] += x
+                total_sq[f] += x * x
+
+
+def row_moments(rows: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(Σ x, Σ x²) per feature, in float64, over the rows of the events given as in `gather_rows`
+    (without copying them), in the order given."""
+    total = np.zeros(rows.shape[1])
+    total_sq = np.zeros(rows.shape[1])
+    _moments(np.ascontiguousarray(rows), np.ascontiguousarray(starts, dtype=np.int64),
+             np.ascontiguousarray(counts, dtype=np.int64), total, total_sq)
+    return total, total_sq
