@@ -52,8 +52,8 @@ from topotrigger.config import FeaturesConfig
 from topotrigger.errors import InputError, MissingInputError, carry_user_errors, user_errors_from_tasks
 from topotrigger.features import ingested, layouts
 from topotrigger.features.arrow import collections_of, feature_columns, packed, unpacked
-from topotrigger.features.kernels.columns import gather_rows
 from topotrigger.features.kernels import definitions as d
+from topotrigger.features.kernels.columns import gather_rows
 from topotrigger.features.kernels.events import CAPPED, KERNEL_INPUTS, capped, compute, take_events
 from topotrigger.features.keys import event_keys, seeded
 from topotrigger.features.scaling import Moments, Scaler
