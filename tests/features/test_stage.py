@@ -15,6 +15,7 @@ from topotrigger.features.kernels import definitions as d
 from topotrigger.features.stage import features
 from topotrigger.generate.stage import generate
 from topotrigger.ingest.stage import ingest
+from topotrigger.io.provenance import PROVENANCE
 
 pytestmark = pytest.mark.spark
 
@@ -51,6 +52,22 @@ def test_cutflow_adds_up_and_metadata(compact: Path) -> None:
     assert train + val + test == smallest                                                  # undersampled to the smallest
     assert test == round(0.2 * smallest) and val == round(0.1 * (smallest - test))
     assert meta["intermediate_bytes"]["selected"] > 0 and meta["intermediate_bytes"]["partitioned"] > 0
+
+
+def test_the_compact_layout_is_declared_without_nulls(compact: Path) -> None:
+    """Label, HLF and particles are required at every level (Parquet then writes no null levels);
+    the provenance columns stay optional (a dataset without them writes nulls)."""
+    import pyarrow.parquet as pq
+
+    schema = pq.ParquetFile(next((compact / "train").glob("*.parquet"))).schema_arrow
+    for name in ("label", "hlf", "particles"):
+        field = schema.field(name)
+        assert not field.nullable
+        if name != "label":
+            assert not field.type.value_field.nullable
+    assert all(not f.nullable for f in schema.field("particles").type.value_type)
+    assert [f.name for f in schema.field("particles").type.value_type] == list(d.PARTICLE_NAMES)
+    assert all(schema.field(f.name).nullable for f in PROVENANCE)
 
 
 def test_train_and_test_are_disjoint_and_scaled_on_train(spark, compact: Path) -> None:

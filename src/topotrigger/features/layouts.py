@@ -15,6 +15,21 @@ COMPACT_SCHEMA = f"label int, hlf array<float>, particles array<{PARTICLE_STRUCT
 ANCHOR_SCHEMA = "HLF_input array<double>, GRU_input array<array<double>>, encoded_label array<double>, label int"
 
 
+def required(schema: pa.Schema, names: tuple[str, ...] = ("label", "hlf", "particles")) -> pa.Schema:
+    """`schema` with the columns `names` declared without nulls at every level (lists, their records and
+    values), which they never hold: Parquet then writes and reads them without definition levels for
+    nulls, 15 % faster (docs/performance.md). Readers see the same values either way."""
+    def strict(kind: pa.DataType) -> pa.DataType:
+        if pa.types.is_list(kind):
+            return pa.list_(pa.field(kind.value_field.name, strict(kind.value_type), nullable=False))
+        if pa.types.is_struct(kind):
+            return pa.struct([pa.field(f.name, strict(f.type), nullable=False) for f in kind])
+        return kind
+
+    return pa.schema([pa.field(f.name, strict(f.type), nullable=False) if f.name in names else f for f in schema],
+                     metadata=schema.metadata)
+
+
 def compact(labels: np.ndarray, hlf: np.ndarray, columns: np.ndarray, counts: np.ndarray) -> dict[str, pa.Array]:
     """`columns`: the particle features as one array per feature (features × particles, float32;
     `kernels.columns.scaled_columns`), particles event after event."""

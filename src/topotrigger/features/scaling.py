@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from topotrigger.features.kernels.columns import row_moments, scaled_columns
+from topotrigger.features.kernels.columns import gather_rows, row_moments, scaled_columns
 from topotrigger.features.kernels.definitions import HLF_INDEX, MAX_PARTICLES, PARTICLE_INDEX
 
 
@@ -72,14 +72,19 @@ class Scaler:
             return self.transform_hlf(hlf), rows, np.full(len(counts), MAX_PARTICLES, dtype=counts.dtype)
         return self.transform_hlf(hlf), self.transform_particles(particles, counts), counts
 
-    def transform_columns(self, hlf: np.ndarray, particles: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def transform_columns(self, hlf: np.ndarray, particles: np.ndarray, counts: np.ndarray,
+                          starts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`transform` with the particle features as one array per feature (features × rows), what the
-        compact layout stores: scaling and transposing in one pass over the rows."""
+        compact layout stores: scaling and transposing in one pass over the rows. With `starts`, the
+        events' rows are `particles[starts[i]:][:counts[i]]` (gathered in the same pass)."""
         if self.per_event or self.legacy_padding:
+            if starts is not None:
+                particles = gather_rows([(particles, starts, counts)])
             hlf, rows, counts = self.transform(hlf, particles, counts)
             return hlf, scaled_columns(rows), counts
         return self.transform_hlf(hlf), scaled_columns(particles, np.asarray(self.particle_mean, dtype=np.float32),
-                                                       np.asarray(self.particle_std, dtype=np.float32)), counts
+                                                       np.asarray(self.particle_std, dtype=np.float32),
+                                                       None if starts is None else (starts, counts)), counts
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

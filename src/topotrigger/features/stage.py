@@ -316,15 +316,21 @@ def _at_or_before(label: np.ndarray, h: np.ndarray, rid: np.ndarray,
     return keep
 
 
-def transform_batch(batch: pa.RecordBatch, scaler: dict[str, Any], layout: str, schema: pa.Schema) -> pa.RecordBatch:
-    """Selected events (packed, unscaled) -> the output layout, scaled."""
+def transform_batch(batch: pa.RecordBatch, events: np.ndarray, scaler: dict[str, Any], layout: str,
+                    schema: pa.Schema) -> pa.RecordBatch:
+    """The selected events `events` of `batch` (packed, unscaled), in that order -> the output layout,
+    scaled. The particle rows are gathered as they are scaled: the packed column is not taken."""
     scale = Scaler(**scaler)
-    labels = batch.column("label").to_numpy(zero_copy_only=False)
+    hlf, particles, counts = _packed_arrays(batch)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else np.zeros(0, np.int64)
+    labels = batch.column("label").to_numpy(zero_copy_only=False)[events]
     if layout == "anchor":
-        columns = layouts.anchor(labels, *scale.transform(*_packed_arrays(batch)))
+        rows = gather_rows([(particles, starts[events], counts[events])])
+        columns = layouts.anchor(labels, *scale.transform(hlf[events], rows, counts[events]))
     else:
-        columns = layouts.compact(labels, *scale.transform_columns(*_packed_arrays(batch)))
-    return _cast(columns | {f.name: batch.column(f.name) for f in PROVENANCE}, schema)
+        columns = layouts.compact(labels, *scale.transform_columns(hlf[events], particles, counts[events], starts[events]))
+    take = pa.array(events)
+    return _cast(columns | {f.name: batch.column(f.name).take(take) for f in PROVENANCE}, schema)
 
 
 SPLITS = ("train", "val", "test")
@@ -446,11 +452,11 @@ def write_split_task(items: Iterator[tuple[str, int, list[tuple[str, int, int]]]
             order = np.argsort(table.column("s").to_numpy(), kind="stable")
         else:
             order = np.lexsort([table.column(c).to_numpy() for c in ("rid", "h", "label")])
-        table = table.take(pa.array(order))
+        batches = table.to_batches()  # one batch (the chunks are combined), none without events
         output = TaskOutput(storage.join(root, name), partition=group)  # a task may write several partitions
         try:
-            for batch in table.to_batches(max_chunksize=WRITE_ROWS[layout]):
-                output.write(transform_batch(batch, scaler, layout, schema))
+            for lo in range(0, len(order), WRITE_ROWS[layout]):
+                output.write(transform_batch(batches[0], order[lo:lo + WRITE_ROWS[layout]], scaler, layout, schema))
         except BaseException:
             output.abort()
             raise
@@ -624,6 +630,8 @@ def _write_splits(spark: "SparkSession", maps: list[dict[str, Any]], partitions:
     committed; the rows written must be the split's count."""
     _, arrow_schema = schemas((layouts.ANCHOR_SCHEMA if layout == "anchor" else layouts.COMPACT_SCHEMA)
                               + ", " + PROVENANCE_DDL)
+    if layout == "compact":  # the anchor layout keeps the published 2020 files' schema
+        arrow_schema = layouts.required(arrow_schema)
     first = dict(zip(SPLITS, group_bases(partitions).tolist()))
     sources: dict[int, list[tuple[str, int, int]]] = {}
     for m in maps:

@@ -26,15 +26,34 @@ def _rows(columns: np.ndarray, out: np.ndarray) -> None:
             out[r, f] = columns[f, r]
 
 
-def scaled_columns(rows: np.ndarray, mean: np.ndarray | None = None, std: np.ndarray | None = None) -> np.ndarray:
+@numba.njit(cache=True)
+def _scaled_columns_of(rows: np.ndarray, starts: np.ndarray, counts: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                       out: np.ndarray) -> None:
+    at = 0
+    for e in range(len(starts)):
+        for r in range(starts[e], starts[e] + counts[e]):
+            for f in range(rows.shape[1]):
+                out[f, at] = (rows[r, f] - mean[f]) / std[f]
+            at += 1
+
+
+def scaled_columns(rows: np.ndarray, mean: np.ndarray | None = None, std: np.ndarray | None = None,
+                   events: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """(features × rows) float32 of `rows` (rows × features), each feature standardised as
-    `(x - mean) / std` in float32 when `mean` and `std` are given, else copied as it is."""
+    `(x - mean) / std` in float32 when `mean` and `std` are given, else copied as it is. With
+    `events` = (starts, counts), only those events' rows, event after event (as `gather_rows`), in
+    the same pass."""
     rows = np.ascontiguousarray(rows, dtype=np.float32)
     width = rows.shape[1]
     mean = np.zeros(width, np.float32) if mean is None else np.asarray(mean, dtype=np.float32)
     std = np.ones(width, np.float32) if std is None else np.asarray(std, dtype=np.float32)
-    out = np.empty((width, rows.shape[0]), dtype=np.float32)
-    _scaled_columns(rows, mean, std, out)
+    if events is None:
+        out = np.empty((width, rows.shape[0]), dtype=np.float32)
+        _scaled_columns(rows, mean, std, out)
+        return out
+    starts, counts = (np.ascontiguousarray(a, dtype=np.int64) for a in events)
+    out = np.empty((width, int(counts.sum())), dtype=np.float32)
+    _scaled_columns_of(rows, starts, counts, mean, std, out)
     return out
 
 
