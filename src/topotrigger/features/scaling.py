@@ -26,25 +26,25 @@ class Moments:
 
     @classmethod
     def of(cls, hlf: np.ndarray, particles: np.ndarray) -> "Moments":
-        empty = hlf.shape[0] == 0
         # Summed in float64 without a float64 copy of the rows (a few hundred MB per task).
-        return cls(np.full(hlf.shape[1], np.inf) if empty else hlf.min(axis=0).astype(np.float64),
-                   np.full(hlf.shape[1], -np.inf) if empty else hlf.max(axis=0).astype(np.float64),
-                   float(particles.shape[0]), particles.sum(axis=0, dtype=np.float64),
+        return cls(*_hlf_range(hlf), float(particles.shape[0]), particles.sum(axis=0, dtype=np.float64),
                    np.einsum("ij,ij->j", particles, particles, dtype=np.float64))
 
     @classmethod
     def of_events(cls, hlf: np.ndarray, particles: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> "Moments":
         """`of` the events whose HLF are `hlf` and whose particle rows are `particles[starts[i]:][:counts[i]]`."""
-        empty = hlf.shape[0] == 0
-        total, total_sq = row_moments(particles, starts, counts)
-        return cls(np.full(hlf.shape[1], np.inf) if empty else hlf.min(axis=0).astype(np.float64),
-                   np.full(hlf.shape[1], -np.inf) if empty else hlf.max(axis=0).astype(np.float64),
-                   float(np.sum(counts)), total, total_sq)
+        return cls(*_hlf_range(hlf), float(np.sum(counts)), *row_moments(particles, starts, counts))
 
     def merge(self, other: "Moments") -> "Moments":
         return Moments(np.minimum(self.hlf_min, other.hlf_min), np.maximum(self.hlf_max, other.hlf_max),
                        self.n + other.n, self.total + other.total, self.total_sq + other.total_sq)
+
+
+def _hlf_range(hlf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per HLF, (min, max) in float64; (inf, −inf) without events, which `merge` leaves to the others."""
+    if hlf.shape[0] == 0:
+        return np.full(hlf.shape[1], np.inf), np.full(hlf.shape[1], -np.inf)
+    return hlf.min(axis=0).astype(np.float64), hlf.max(axis=0).astype(np.float64)
 
 
 @dataclass

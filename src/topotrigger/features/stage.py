@@ -300,10 +300,16 @@ def bucket_rows_task(paths: Iterator[str], root: str, wanted: list[int]) -> Iter
             yield np.stack([label[hit], h[hit], rid[hit]], axis=1)
 
 
-def _packed_arrays(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _packed_arrays(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(HLF, particle rows, rows per event, each event's first row) of a batch of packed events."""
     hlf, _ = unpacked(batch.column("hlf"), d.N_HLF)
     particles, counts = unpacked(batch.column("particles"), d.N_PARTICLE_FEATURES)
-    return hlf, particles, counts
+    return hlf, particles, counts, _starts(counts)
+
+
+def _starts(counts: np.ndarray) -> np.ndarray:
+    """Each event's first row, its events' rows being stored one event after the other."""
+    return np.concatenate([[0], np.cumsum(counts, dtype=np.int64)[:-1]]) if len(counts) else np.zeros(0, np.int64)
 
 
 def _at_or_before(label: np.ndarray, h: np.ndarray, rid: np.ndarray,
@@ -317,12 +323,12 @@ def _at_or_before(label: np.ndarray, h: np.ndarray, rid: np.ndarray,
 
 
 def transform_batch(batch: pa.RecordBatch, events: np.ndarray, scaler: dict[str, Any], layout: str,
-                    schema: pa.Schema) -> pa.RecordBatch:
+                    schema: pa.Schema, arrays: tuple[np.ndarray, ...] | None = None) -> pa.RecordBatch:
     """The selected events `events` of `batch` (packed, unscaled), in that order -> the output layout,
-    scaled. The particle rows are gathered as they are scaled: the packed column is not taken."""
+    scaled. The particle rows are gathered as they are scaled: the packed column is not taken.
+    `arrays`: the batch's `_packed_arrays`, when the caller transforms it in several chunks."""
     scale = Scaler(**scaler)
-    hlf, particles, counts = _packed_arrays(batch)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else np.zeros(0, np.int64)
+    hlf, particles, counts, starts = _packed_arrays(batch) if arrays is None else arrays
     labels = batch.column("label").to_numpy(zero_copy_only=False)[events]
     if layout == "anchor":
         rows = gather_rows([(particles, starts[events], counts[events])])
@@ -384,7 +390,7 @@ def partition_task(items: Iterator[tuple[ingested.Piece, str]], root: str, shuff
         need = np.flatnonzero((split >= 0) | sample)
         hlf = unpacked(table.column("hlf"), d.N_HLF)[0][need]
         particles, counts = particle_lists(piece, rid[need], hlf, opts)
-        starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)[:-1]]) if len(counts) else np.zeros(0, np.int64)
+        starts = _starts(counts)
         split, sample, s = split[need], sample[need], s[need]
         yield {"moments": Moments.of_events(hlf[sample], particles, starts[sample], counts[sample]) if sample.any() else None}
         rows = np.flatnonzero(split >= 0)
@@ -455,8 +461,9 @@ def write_split_task(items: Iterator[tuple[str, int, list[tuple[str, int, int]]]
         batches = table.to_batches()  # one batch (the chunks are combined), none without events
         output = TaskOutput(storage.join(root, name), partition=group)  # a task may write several partitions
         try:
+            arrays = _packed_arrays(batches[0]) if batches else None  # once per partition, not per chunk
             for lo in range(0, len(order), WRITE_ROWS[layout]):
-                output.write(transform_batch(batches[0], order[lo:lo + WRITE_ROWS[layout]], scaler, layout, schema))
+                output.write(transform_batch(batches[0], order[lo:lo + WRITE_ROWS[layout]], scaler, layout, schema, arrays))
         except BaseException:
             output.abort()
             raise
