@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from topotrigger.features.kernels import definitions as d
-from topotrigger.features.kernels.events import Collection, _bad_input, capped, compute
+from topotrigger.features.kernels.events import Collection, non_finite, capped, compute
 from topotrigger.io.delphes import PIPELINE_COLLECTIONS
 
 FIELDS = PIPELINE_COLLECTIONS
@@ -223,7 +223,7 @@ def test_take_events_gathers_the_events_asked_for_in_their_order() -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_bad_input_marks_exactly_the_events_with_a_non_finite_value(dtype: type) -> None:
+def testnon_finite_marks_exactly_the_events_with_a_non_finite_value(dtype: type) -> None:
     """The bit test behind it: NaN and ±inf are bad; the largest finite values, subnormals and −0 are not."""
     info = np.finfo(dtype)
     edge = [info.max, -info.max, info.smallest_subnormal, -0.0, info.tiny]
@@ -235,7 +235,7 @@ def test_bad_input_marks_exactly_the_events_with_a_non_finite_value(dtype: type)
         head = np.array([np.nan] * 3, dtype=dtype)
         collection = Collection(np.array([3, 8, 8, 14, 23]), {"x": np.concatenate([head, values]), "n": np.arange(23)})
         expected = [False, False, False, bad is not None]  # value 12 is at 15: the event 14..23's
-        assert _bad_input({"c": collection}, 4).tolist() == expected
+        assert non_finite({"c": collection}, 4).tolist() == expected
 
 
 def test_gathered_rows_and_their_moments_are_those_of_the_events_asked() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -366,6 +367,73 @@ def test_a_read_of_some_input_columns_decodes_those_alone(ingested: Path) -> Non
         assert some.column(name).type.value_type.names == list(fields)
         for f in fields:
             assert pc.list_flatten(some.column(name)).field(f).equals(pc.list_flatten(full.column(name)).field(f))
+
+
+def test_events_with_a_non_finite_input_are_dropped_whether_ingest_marked_them_or_not(spark, ingested: Path, compact: Path,
+                                                                                     tmp_path: Path) -> None:
+    """A NaN track vertex or an infinite jet mass drops its event at the last cut-flow step. Where the
+    input has ingest's FINITE column, pass 1 reads that instead of the track columns only particle rows
+    use; without it, pass 1 reads and checks them all: the same cut flow and datasets either way."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from topotrigger.features import ingested as reading
+    from topotrigger.features.arrow import collections_of
+    from topotrigger.features.kernels.events import ROW_ONLY, non_finite
+
+    def poisoned(table: pa.Table, name: str, field: str, event: int, value: float) -> pa.Table:
+        column = table.column(name).combine_chunks()
+        records = column.values
+        values = records.field(field).to_numpy(zero_copy_only=False).copy()
+        values[column.offsets[event].as_py()] = value
+        fields = [pa.array(values, records.type.field(i).type) if records.type.field(i).name == field else records.field(i)
+                  for i in range(records.type.num_fields)]
+        rebuilt = pa.ListArray.from_arrays(column.offsets, pa.StructArray.from_arrays(fields, fields=list(records.type)))
+        return table.set_column(table.schema.get_field_index(name), table.schema.field(name), rebuilt.cast(column.type))
+
+    marked, unmarked = tmp_path / "marked", tmp_path / "unmarked"
+    shutil.copytree(ingested, marked)
+    dropped = 0
+    for path in sorted(marked.rglob("*.parquet")):
+        table = pq.read_table(path)
+        assert reading.FINITE in table.schema.names and pc.all(table.column(reading.FINITE)).as_py()
+        # Final events holding a track (NaN vertex) or a jet (infinite mass); `compact` selected them.
+        full = compute_all(table)
+        final = np.flatnonzero(full.cut == d.CUT_FINAL)
+        tracks = np.diff(table.column("EFlowTrack").combine_chunks().offsets.to_numpy())
+        jets = np.diff(table.column("Jet").combine_chunks().offsets.to_numpy())
+        first, second = final[tracks[final] > 0][0], final[jets[final] > 0][-1]
+        table = poisoned(table, "EFlowTrack", ROW_ONLY["EFlowTrack"][1], int(first), float("nan"))
+        table = poisoned(table, "Jet", "Mass", int(second), float("inf"))
+        dropped += len({int(first), int(second)})
+        bad = non_finite(collections_of(table.combine_chunks().to_batches()[0]), table.num_rows)
+        assert set(np.flatnonzero(bad).tolist()) == {int(first), int(second)}
+        table = table.set_column(table.schema.get_field_index(reading.FINITE), table.schema.field(reading.FINITE), pa.array(~bad))
+        pq.write_table(table, path)
+    shutil.copytree(marked, unmarked)
+    for path in unmarked.rglob("*.parquet"):
+        pq.write_table(pq.read_table(path).drop_columns([reading.FINITE]), path)
+    assert all(p.finite for p in reading.plan(str(marked))) and not any(p.finite for p in reading.plan(str(unmarked)))
+
+    outs = [tmp_path / "out-marked", tmp_path / "out-unmarked"]
+    for source, out in zip((marked, unmarked), outs):
+        features(FeaturesConfig(seed=5), str(source), str(out), spark)
+    metas = [json.loads((out / "metadata.json").read_text()) for out in outs]
+    clean = json.loads((compact / "metadata.json").read_text())
+    assert metas[0]["cutflow"] == metas[1]["cutflow"] and metas[0]["counts"] == metas[1]["counts"]
+    final = [sum(flow["final (finite features)"] for flow in m["cutflow"].values()) for m in (clean, metas[0])]
+    assert final[0] - final[1] == dropped
+    for split in ("train", "val", "test"):
+        a, b = (pq.read_table(out / split).sort_by([("source_file", "ascending"), ("source_entry", "ascending")]) for out in outs)
+        assert a.equals(b)
+
+
+def compute_all(table: "object") -> "object":
+    from topotrigger.features.arrow import collections_of
+    from topotrigger.features.kernels.events import compute
+
+    return compute(collections_of(table.combine_chunks().to_batches()[0]), d.FeatureOptions(), lists=False)
 
 
 def pa_concat(batches: list) -> "object":

@@ -8,8 +8,10 @@ import pytest
 import uproot
 
 
-def write_delphes_like(path: Path, n: int, seed: int = 0, muon: str = "MuonTight", rntuple: bool = False) -> dict:
-    """A small Delphes-like file with known content; returns the arrays written."""
+def write_delphes_like(path: Path, n: int, seed: int = 0, muon: str = "MuonTight", rntuple: bool = False,
+                       values: dict[tuple[str, str, int], float] | None = None) -> dict:
+    """A small Delphes-like file with known content; returns the arrays written. `values`: (collection,
+    field, event) -> the value of the event's first object there."""
     rng = np.random.default_rng(seed)
 
     def coll(fields: dict[str, str], mean: float) -> ak.Array:
@@ -32,6 +34,11 @@ def write_delphes_like(path: Path, n: int, seed: int = 0, muon: str = "MuonTight
         "MissingET": ak.unflatten(ak.zip({"MET": rng.random(n).astype("float32"), "Phi": rng.random(n).astype("float32")}),
                                   np.ones(n, dtype=np.int64)),
     }
+    for (name, field, event), value in (values or {}).items():
+        column = data[name][field]
+        flat = ak.to_numpy(ak.flatten(column)).copy()
+        flat[int(np.sum(ak.to_numpy(ak.num(column))[:event]))] = value
+        data[name] = ak.with_field(data[name], ak.unflatten(flat, ak.num(column)), field)
     with uproot.recreate(path) as f:
         if rntuple:
             f["Delphes"] = data

@@ -54,6 +54,29 @@ def test_ingest_writes_parquet_partitioned_by_label(spark, class_dirs: Path, tmp
     assert not list(tmp_path.glob("ingested.tmp-*"))
 
 
+def test_ingest_marks_the_events_with_a_non_finite_input_value(spark, tmp_path: Path) -> None:
+    """FINITE is false exactly for the events with a NaN or infinite float among their input objects (the
+    features stage then need not read every column to drop them)."""
+    import awkward as ak
+    import numpy as np
+
+    from topotrigger.features.ingested import FINITE
+
+    raw = tmp_path / "raw" / "qcd"
+    raw.mkdir(parents=True)
+    data = write_delphes_like(raw / "a.root", 40, seed=3)
+    has = {c: np.flatnonzero(ak.to_numpy(ak.num(data[c])) > 0) for c in ("EFlowTrack", "Jet", "Electron")}
+    poison = {("EFlowTrack", "X", int(has["EFlowTrack"][2])): float("nan"), ("Jet", "Mass", int(has["Jet"][5])): float("inf"),
+              ("Electron", "PT", int(has["Electron"][1])): -float("inf"), ("MissingET", "MET", 30): float("nan")}
+    write_delphes_like(raw / "a.root", 40, seed=3, values=poison)
+    out = tmp_path / "ingested"
+    ingest(CFG, [str(raw)], str(out), spark)
+    table = pq.read_table(next(out.rglob("*.parquet")))
+    assert not table.schema.field(FINITE).nullable
+    order = np.argsort(table.column("source_entry").to_numpy())
+    assert np.flatnonzero(~table.column(FINITE).to_numpy()[order]).tolist() == sorted({event for _, _, event in poison})
+
+
 def test_bad_file_stops_before_writing(spark, class_dirs: Path, shared_data: Path, tmp_path: Path) -> None:
     shutil.copy(shared_data / "bad_delphes.root", class_dirs / "ttbar" / "broken.root")
     out = tmp_path / "out"

@@ -23,6 +23,11 @@ from topotrigger.io.delphes import PIPELINE_COLLECTIONS
 from topotrigger.io.provenance import PROVENANCE
 
 ROW_BITS = 36  # rows per file < 6.9e10; file numbers < 1.3e8
+# Per event, whether every float of its input objects is finite, as `ingest` writes it. Where a file has
+# it, the select pass leaves out the columns that only the particle rows need (`kernels.events.ROW_ONLY`):
+# it reads this column to drop the events it would have found non-finite in them. Files without it
+# (ingested before it existed, or made by other tools) are read and checked whole.
+FINITE = "finite"
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class Piece:
     label: int | None            # None: the file has a label column
     row_groups: tuple[int, ...]
     first_rows: tuple[int, ...]  # the row in the file where each of those row groups starts
+    finite: bool = False         # the file has the FINITE column
 
 
 def check_schema(schema: pa.Schema, has_label_dir: bool, where: str) -> None:
@@ -62,36 +68,39 @@ def plan(uri: str, target_bytes: int = 32 * 1024 * 1024) -> list[Piece]:
         except Exception as exc:
             raise InputError(f"{path} is not a Parquet file ({str(exc).splitlines()[0][:200]})") from None
         label = int(keys["label"]) if keys.get("label") is not None else None
+        names = meta.schema.to_arrow_schema().names
         if index == 0:
             check_schema(meta.schema.to_arrow_schema(), label is not None, uri)
+        finite = FINITE in names
         groups: list[int] = []
         starts: list[int] = []
         row, size = 0, 0
         for g in range(meta.num_row_groups):
             group = meta.row_group(g)
             if groups and size + group.total_byte_size > target_bytes:
-                pieces.append(Piece(uri, path, index, label, tuple(groups), tuple(starts)))
+                pieces.append(Piece(uri, path, index, label, tuple(groups), tuple(starts), finite))
                 groups, starts, size = [], [], 0
             groups.append(g)
             starts.append(row)
             size += group.total_byte_size
             row += group.num_rows
         if groups:
-            pieces.append(Piece(uri, path, index, label, tuple(groups), tuple(starts)))
+            pieces.append(Piece(uri, path, index, label, tuple(groups), tuple(starts), finite))
     return pieces
 
 
 def read(piece: Piece, batch_rows: int = 10_000, inputs: Mapping[str, Sequence[str]] = PIPELINE_COLLECTIONS,
          carry: bool = True) -> Iterator[pa.RecordBatch]:
     """The piece's events: the `inputs` collections (those fields alone: the others are not decoded), rid
-    and, with `carry`, label, sample and their provenance."""
+    and, with `carry`, label, sample, their provenance and, where the file has it, FINITE."""
     fs, _ = storage.resolve(piece.uri)
     file = pq.ParquetFile(piece.path, filesystem=fs)
     present = set(file.schema_arrow.names)
     kept = [f.name for f in PROVENANCE if f.name in present] if carry else []
     leaves = [file.schema.column(i).path for i in range(len(file.schema))]
     nested = [path for path in leaves if path.split(".")[0] in inputs and path.split(".")[-1] in inputs[path.split(".")[0]]]
-    columns = nested + (["sample", *kept] + (["label"] if piece.label is None else []) if carry else [])
+    flag = [FINITE] if carry and piece.finite else []
+    columns = nested + (["sample", *kept, *flag] + (["label"] if piece.label is None else []) if carry else [])
     try:
         for group, first in zip(piece.row_groups, piece.first_rows):
             row = first
@@ -105,7 +114,7 @@ def read(piece: Piece, batch_rows: int = 10_000, inputs: Mapping[str, Sequence[s
                 label = batch.column("label").cast(pa.int32()) if piece.label is None else pa.array(np.full(n, piece.label, np.int32))
                 origin = [batch.column(f.name).cast(f.type) if f.name in kept else pa.nulls(n, f.type) for f in PROVENANCE]
                 yield pa.RecordBatch.from_arrays(
-                    [*(batch.column(c) for c in inputs), batch.column("sample"), label, pa.array(rid), *origin],
-                    [*inputs, "sample", "label", "rid", *PROVENANCE.names])
+                    [*(batch.column(c) for c in inputs), batch.column("sample"), label, pa.array(rid), *origin,
+                     *(batch.column(c) for c in flag)], [*inputs, "sample", "label", "rid", *PROVENANCE.names, *flag])
     except (pa.ArrowInvalid, OSError, KeyError) as exc:
         raise InputError(f"{piece.path}: unreadable ({str(exc).splitlines()[0][:200]})") from None

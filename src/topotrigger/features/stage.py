@@ -54,11 +54,12 @@ from topotrigger.features import ingested, layouts
 from topotrigger.features.arrow import collections_of, feature_columns, packed, unpacked
 from topotrigger.features.kernels import definitions as d
 from topotrigger.features.kernels.columns import gather_rows
-from topotrigger.features.kernels.events import CAPPED, KERNEL_INPUTS, capped, compute, take_events
+from topotrigger.features.kernels.events import CAPPED, KERNEL_INPUTS, ROW_ONLY, capped, compute, take_events
 from topotrigger.features.keys import event_keys, seeded
 from topotrigger.features.scaling import Moments, Scaler
 from topotrigger.io import storage
 from topotrigger.io.arrow_writer import TaskOutput, commit, prepare, write_empty_parquet
+from topotrigger.io.delphes import PIPELINE_COLLECTIONS
 from topotrigger.io.manifest import digest
 from topotrigger.io.provenance import PROVENANCE, PROVENANCE_DDL
 from topotrigger.io.versions import software_versions
@@ -201,10 +202,12 @@ def _select_piece(piece: ingested.Piece, root: str, opts: d.FeatureOptions, seed
     caps: dict[tuple[int, str], int] = {}
     buckets: list[np.ndarray] = []
     rows = 0
+    inputs = _select_inputs(piece)
     try:
-        for batch in ingested.read(piece):
-            collections = collections_of(batch)
-            features = compute(collections, opts, lists=False)
+        for batch in ingested.read(piece, inputs=inputs):
+            collections = collections_of(batch, inputs)
+            bad = ~batch.column(ingested.FINITE).fill_null(False).to_numpy(zero_copy_only=False) if piece.finite else None
+            features = compute(collections, opts, lists=False, bad_input=bad)
             labels = batch.column("label").to_numpy(zero_copy_only=False)
             codes, n = np.unique(labels.astype(np.int64) * 16 + features.cut, return_counts=True)
             for code, count in zip(codes.tolist(), n.tolist()):
@@ -233,6 +236,17 @@ def _select_piece(piece: ingested.Piece, root: str, opts: d.FeatureOptions, seed
             "h_buckets": (codes, counts.astype(np.int64)), "particle_rows": rows}
 
 
+def _select_inputs(piece: ingested.Piece) -> dict[str, tuple[str, ...]]:
+    """The columns pass 1 reads: every pipeline column (the event key hashes some the kernel does not
+    read, and each is checked for non-finite values) but, where the file says which events hold a
+    non-finite value (ingest's FINITE), the track columns no HLF or key needs: those only particle rows
+    use, and the charge, which enters nothing (a track's charge is its PID's sign)."""
+    if not piece.finite:
+        return dict(PIPELINE_COLLECTIONS)
+    left_out = ("Charge", *ROW_ONLY["EFlowTrack"])
+    return PIPELINE_COLLECTIONS | {"EFlowTrack": tuple(f for f in PIPELINE_COLLECTIONS["EFlowTrack"] if f not in left_out)}
+
+
 def particle_lists(piece: ingested.Piece, rid: np.ndarray, hlf: np.ndarray, opts: d.FeatureOptions) -> tuple[np.ndarray, np.ndarray]:
     """(rows × 19 float32, rows per event) of the particle lists of the events `rid` of `piece` (any
     order), from a second read of only the row groups that hold them. Each must be selected again with
@@ -247,7 +261,7 @@ def particle_lists(piece: ingested.Piece, rid: np.ndarray, hlf: np.ndarray, opts
     part = dataclasses.replace(piece, row_groups=tuple(piece.row_groups[i] for i in hit),
                                first_rows=tuple(piece.first_rows[i] for i in hit))
     done, lists, counts = 0, [], []
-    # The kernel's columns alone: pass 1 checked every input column of these events (`_bad_input`).
+    # The kernel's columns alone: pass 1 found these events' inputs finite (`non_finite`, or ingest's FINITE).
     for batch in ingested.read(part, inputs=KERNEL_INPUTS, carry=False):
         ids = batch.column("rid").to_numpy()
         here = order[done:np.searchsorted(in_order, ids[-1], side="right")] if len(ids) else order[:0]

@@ -27,6 +27,9 @@ import pyarrow as pa
 
 from topotrigger.config import IngestConfig
 from topotrigger.errors import InputError, UserError, carry_user_errors, user_errors_from_tasks
+from topotrigger.features.arrow import collections_of
+from topotrigger.features.ingested import FINITE
+from topotrigger.features.kernels.events import non_finite
 from topotrigger.ingest import cross_sections, plan
 from topotrigger.ingest.paths import expand
 from topotrigger.ingest.reader import read_slices
@@ -117,8 +120,8 @@ def read_events(spark: "SparkSession", infos: list[plan.FileInfo], tree: str, pa
 
 
 def output_schema() -> pa.Schema:
-    """What Spark would write for the data source's rows, their provenance (file, entry, event number) and
-    `sample` (label is the directory). The pipeline's values are required, as a ROOT file holds them: a
+    """What Spark would write for the data source's rows, their provenance (file, entry, event number),
+    `sample` (label is the directory) and FINITE (whether all the event's input floats are finite). The pipeline's values are required, as a ROOT file holds them: a
     Parquet reader then decodes no definition levels but the lists' (the features stage reads every
     event twice and reads these files ≈ 1.6× faster so)."""
     from pyspark.sql.pandas.types import to_arrow_schema
@@ -126,7 +129,7 @@ def output_schema() -> pa.Schema:
     schema = to_arrow_schema(pipeline_schema())
     for f in PROVENANCE:
         schema = schema.append(f)
-    return schema.append(pa.field("sample", pa.string()))
+    return schema.append(pa.field("sample", pa.string())).append(pa.field(FINITE, pa.bool_(), nullable=False))
 
 
 MANIFEST = "_manifest.json"
@@ -148,7 +151,7 @@ def ingest_task(items: Iterator[dict[str, Any]], root: str, tree: str, columns_j
             for batch in read_slices(item["slices"], tree, columns, step, on_bad_file, seen, bad, provenance=True):
                 sample = pa.repeat(pa.scalar(item["sample"], pa.string()), batch.num_rows)
                 batch = pa.RecordBatch.from_arrays([*batch.columns, sample], schema=batch.schema.append(schema.field("sample")))
-                output.write(_required(batch, schema), value=item["label"])
+                output.write(_finite(_required(batch, schema.remove(schema.get_field_index(FINITE)))), value=item["label"])
     except BaseException:
         output.abort()
         raise
@@ -166,6 +169,13 @@ def _required(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
             raise
         raise InputError(f"{redact(batch.column('source_file')[0].as_py())}: {', '.join(names)} has missing (null) values, "
                          "which the pipeline's columns cannot hold") from None
+
+
+def _finite(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """`batch` and its FINITE column, from the values as written (a double too large for float32 is
+    infinite once cast)."""
+    bad = non_finite(collections_of(batch), batch.num_rows)
+    return batch.append_column(pa.field(FINITE, pa.bool_(), nullable=False), pa.array(~bad))
 
 
 def _has_nulls(array: pa.Array) -> bool:

@@ -476,8 +476,9 @@ def _mark_non_finite(offsets: np.ndarray, values: np.ndarray, bad: np.ndarray) -
 _EXPONENT = {4: (np.uint32, 0x7F800000, 1 << 31), 8: (np.uint64, 0x7FF0000000000000, 1 << 63)}
 
 
-def _bad_input(collections: dict[str, Collection], n_events: int) -> np.ndarray:
-    """Events with a NaN or infinite value anywhere in their input objects."""
+def non_finite(collections: dict[str, Collection], n_events: int) -> np.ndarray:
+    """Events with a NaN or infinite value anywhere in their input objects (`ingest` stores its negation
+    per event, as `finite`, so that the select pass need not read every column to know it)."""
     bad = np.zeros(n_events, dtype=np.bool_)
     for c in collections.values():
         for values in c.columns.values():
@@ -518,6 +519,10 @@ KERNEL_INPUTS: dict[str, tuple[str, ...]] = {
     "MissingET": ("MET", "Phi"),
 }
 
+# The inputs that enter the particle rows alone: `compute(lists=False)` needs them only to find events
+# with a non-finite value, so it does without them when told which events those are (`bad_input`).
+ROW_ONLY: dict[str, tuple[str, ...]] = {"EFlowTrack": ("PID", "X", "Y", "Z")}
+
 CAPPED = {"tracks": ("EFlowTrack", "PT", d.ISO_TRACK_MIN_PT, d.MAX_TRACKS),
           "photons": ("EFlowPhoton", "ET", d.ISO_CALO_MIN_ET, d.MAX_PHOTONS),
           "neutral hadrons": ("EFlowNeutralHadron", "ET", d.ISO_CALO_MIN_ET, d.MAX_NEUTRALS)}
@@ -546,14 +551,18 @@ def capped(collections: dict[str, Collection]) -> dict[str, np.ndarray]:
 
 def compute(collections: dict[str, Collection], options: d.FeatureOptions = d.FeatureOptions(),
             max_tracks: int = d.MAX_TRACKS, max_photons: int = d.MAX_PHOTONS,
-            max_neutrals: int = d.MAX_NEUTRALS, lists: bool = True) -> EventFeatures:
+            max_neutrals: int = d.MAX_NEUTRALS, lists: bool = True, bad_input: np.ndarray | None = None) -> EventFeatures:
     """Features of every event in the batch (see the module docstring and docs/physics.md).
 
     With `lists=False` the particle lists are not built: no isolation cones but the lepton's, and
     `particles` is empty; the cut flow, the HLF and `counts` are those of `lists=True`. (A row's
     cone sums are finite whenever the event's inputs are, so the finiteness that makes an event final
     does not depend on them.) The features stage selects with it and builds the lists only for the
-    events it keeps."""
+    events it keeps.
+
+    `bad_input`: the events with a non-finite input value, when the caller knows them (an ingested
+    dataset's `finite` column); the collections' values are then not checked, and with `lists=False`
+    the ROW_ONLY columns may be left out."""
     t, p, n = collections["EFlowTrack"], collections["EFlowPhoton"], collections["EFlowNeutralHadron"]
     e, m, j, met = collections["Electron"], collections["MuonTight"], collections["Jet"], collections["MissingET"]
     n_events = len(t.offsets) - 1
@@ -568,19 +577,27 @@ def compute(collections: dict[str, Collection], options: d.FeatureOptions = d.Fe
     def f64(c: Collection, name: str) -> np.ndarray:
         return np.ascontiguousarray(c.columns[name], dtype=np.float64)
 
-    def eflow(c: Collection, name: str) -> np.ndarray:
+    def f32(values: np.ndarray) -> np.ndarray:
         # The EFlow objects are most of the values: float32 as stored (the kernel widens each value it
         # loads, exactly), where a float64 copy of them cost 5 % of the features stage.
-        values = c.columns[name]
-        return values if values.dtype == np.float32 and values.flags.c_contiguous else f64(c, name)
+        return values if values.dtype == np.float32 and values.flags.c_contiguous else np.ascontiguousarray(values, dtype=np.float64)
+
+    def eflow(c: Collection, name: str) -> np.ndarray:
+        return f32(c.columns[name])
 
     def off(c: Collection) -> np.ndarray:
         return np.ascontiguousarray(c.offsets, dtype=np.int64)
 
-    pid = t.columns["PID"]
+    def row_only(name: str, dtype: type) -> np.ndarray:
+        if name in t.columns or lists or bad_input is None:
+            return t.columns[name]
+        # Read only for rows with |η| > ETA_ALWAYS_FINITE, whose finiteness `bad_input` already says.
+        return np.zeros(len(t.columns["PT"]), dtype=dtype)
+
+    pid = row_only("PID", np.int32)
     used = _kernel(off(t), eflow(t, "PT"), eflow(t, "Eta"), eflow(t, "Phi"),
                    pid if pid.dtype == np.int32 and pid.flags.c_contiguous else np.ascontiguousarray(pid, dtype=np.int64),
-                   eflow(t, "X"), eflow(t, "Y"), eflow(t, "Z"),
+                   *(f32(row_only(name, np.float32)) for name in ("X", "Y", "Z")),
                    off(p), eflow(p, "ET"), eflow(p, "Eta"), eflow(p, "Phi"),
                    off(n), eflow(n, "ET"), eflow(n, "Eta"), eflow(n, "Phi"),
                    off(e), f64(e, "PT"), f64(e, "Eta"), f64(e, "Phi"), f64(e, "Charge"),
@@ -588,6 +605,7 @@ def compute(collections: dict[str, Collection], options: d.FeatureOptions = d.Fe
                    off(j), f64(j, "PT"), f64(j, "Eta"), f64(j, "BTag"),
                    off(met), f64(met, "MET"), f64(met, "Phi"),
                    options.mt_without_sqrt, options.lepton_choice_by_eta, options.legacy_isolation,
-                   options.legacy_selection, options.legacy_particle_id, _bad_input(collections, n_events),
+                   options.legacy_selection, options.legacy_particle_id,
+                   non_finite(collections, n_events) if bad_input is None else np.ascontiguousarray(bad_input, dtype=np.bool_),
                    cut, hlf, counts, out, max_tracks, max_photons, max_neutrals, lists)
     return EventFeatures(cut, hlf, counts, out[:used])
