@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from topotrigger.features.kernels import definitions as d
-from topotrigger.features.kernels.events import Collection, non_finite, capped, compute
+from topotrigger.features.kernels.events import Collection, capped, compute, non_finite
 from topotrigger.io.delphes import PIPELINE_COLLECTIONS
 
 FIELDS = PIPELINE_COLLECTIONS

@@ -121,9 +121,10 @@ def read_events(spark: "SparkSession", infos: list[plan.FileInfo], tree: str, pa
 
 def output_schema() -> pa.Schema:
     """What Spark would write for the data source's rows, their provenance (file, entry, event number),
-    `sample` (label is the directory) and FINITE (whether all the event's input floats are finite). The pipeline's values are required, as a ROOT file holds them: a
-    Parquet reader then decodes no definition levels but the lists' (the features stage reads every
-    event twice and reads these files ≈ 1.6× faster so)."""
+    `sample` (label is the directory) and FINITE (whether all the event's input floats are finite).
+    The pipeline's values are required, as a ROOT file holds them: a Parquet reader then decodes no
+    definition levels but the lists' (the features stage reads every event twice and reads these
+    files ≈ 1.6× faster so)."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
     schema = to_arrow_schema(pipeline_schema())
