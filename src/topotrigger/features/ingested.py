@@ -68,10 +68,10 @@ def plan(uri: str, target_bytes: int = 32 * 1024 * 1024) -> list[Piece]:
         except Exception as exc:
             raise InputError(f"{path} is not a Parquet file ({str(exc).splitlines()[0][:200]})") from None
         label = int(keys["label"]) if keys.get("label") is not None else None
-        names = meta.schema.to_arrow_schema().names
+        schema = meta.schema.to_arrow_schema()
         if index == 0:
-            check_schema(meta.schema.to_arrow_schema(), label is not None, uri)
-        finite = FINITE in names
+            check_schema(schema, label is not None, uri)
+        finite = FINITE in schema.names
         groups: list[int] = []
         starts: list[int] = []
         row, size = 0, 0
