@@ -145,6 +145,7 @@ def ingest_task(items: Iterator[dict[str, Any]], root: str, tree: str, columns_j
     """One Spark task: read its partitions' entry ranges and write them as Parquet under `root`."""
     columns = from_json(columns_json)
     output = TaskOutput(root, "label", **WRITER)
+    read_schema = schema.remove(schema.get_field_index(FINITE))  # what the files hold; FINITE is computed
     seen: dict[str, int] = {}
     bad: dict[str, str] = {}
     try:
@@ -152,7 +153,7 @@ def ingest_task(items: Iterator[dict[str, Any]], root: str, tree: str, columns_j
             for batch in read_slices(item["slices"], tree, columns, step, on_bad_file, seen, bad, provenance=True):
                 sample = pa.repeat(pa.scalar(item["sample"], pa.string()), batch.num_rows)
                 batch = pa.RecordBatch.from_arrays([*batch.columns, sample], schema=batch.schema.append(schema.field("sample")))
-                output.write(_finite(_required(batch, schema.remove(schema.get_field_index(FINITE)))), value=item["label"])
+                output.write(_finite(_required(batch, read_schema), schema.field(FINITE)), value=item["label"])
     except BaseException:
         output.abort()
         raise
@@ -172,11 +173,11 @@ def _required(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
                          "which the pipeline's columns cannot hold") from None
 
 
-def _finite(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """`batch` and its FINITE column, from the values as written (a double too large for float32 is
-    infinite once cast)."""
+def _finite(batch: pa.RecordBatch, field: pa.Field) -> pa.RecordBatch:
+    """`batch` and its FINITE column (`field`), from the values as written (a double too large for
+    float32 is infinite once cast)."""
     bad = non_finite(collections_of(batch), batch.num_rows)
-    return batch.append_column(pa.field(FINITE, pa.bool_(), nullable=False), pa.array(~bad))
+    return batch.append_column(field, pa.array(~bad))
 
 
 def _has_nulls(array: pa.Array) -> bool:
